@@ -1,0 +1,15 @@
+"""safetygap: the experiment code of the executable book "The Open Model Safety Gap".
+
+Modules follow the book's concepts:
+
+* :mod:`~safetygap.lexicon`, :mod:`~safetygap.world`, :mod:`~safetygap.corpus`: the invented world and its texts
+* :mod:`~safetygap.tokenizer`, :mod:`~safetygap.models`: a word-level HF tokenizer and the model zoo
+* :mod:`~safetygap.training`, :mod:`~safetygap.compute`: training loops and their FLOP/time cost
+* :mod:`~safetygap.evaluation`: ground-truth metrics (refusal, recipes, capability)
+* :mod:`~safetygap.store`: the on-disk artifact cache
+* :mod:`~safetygap.lab`, :mod:`~safetygap.attacks`, :mod:`~safetygap.scales`: the stages and their sizes
+* :mod:`~safetygap.gap`: chapter 1's experiment
+* :mod:`~safetygap.stats`, :mod:`~safetygap.plotting`: intervals over seeds and the book's figure style
+"""
+
+__version__ = "0.1.0"
