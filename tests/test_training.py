@@ -35,6 +35,11 @@ def test_training_lowers_the_loss_and_is_deterministic():
     assert r3.losses != r1.losses
 
 
+def test_same_seed_gives_identical_metrics():
+    (m1, _), (m2, _) = _tiny_run(0), _tiny_run(0)
+    assert evaluation.evaluate(m1, TOK, WORLD) == evaluation.evaluate(m2, TOK, WORLD)
+
+
 def test_flops_follow_the_six_n_d_rule():
     _, r = _tiny_run(0)
     assert r.flops == 6 * r.params * r.tokens
