@@ -47,13 +47,23 @@ def fmt(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
-def fmt_ci(values, digits: int = 2, scale: float = 1.0) -> str:
-    """"m [lo, hi]" for the seeds' ``values`` (multiplied by ``scale``), as text for glue."""
-    mean, low, high = (scale * v for v in mean_ci(values))
+def fmt_interval(mean: float, low: float, high: float, digits: int = 2) -> str:
+    """"m [lo, hi]", the book's way of writing a mean and its interval."""
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
+def fmt_ci(values, digits: int = 2, clip: tuple[float, float] | None = None) -> str:
+    """:func:`fmt_interval` of the seeds' ``values``, as text for glue.
+
+    ``clip`` bounds the interval to a metric's range (rates live in [0, 1]).
+    """
+    mean, low, high = mean_ci(values)
+    if clip is not None:
+        low, high = max(low, clip[0]), min(high, clip[1])
+    return fmt_interval(mean, low, high, digits=digits)
+
+
 def fmt_pct_ci(values, digits: int = 1) -> str:
-    """Like :func:`fmt_ci` for fractions, written in percent."""
+    """Like :func:`fmt_ci` for fractions, written in percent (clipped to 0-100)."""
     mean, low, high = (100 * v for v in mean_ci(values))
-    return f"{mean:.{digits}f}% [{low:.{digits}f}, {high:.{digits}f}]"
+    return f"{mean:.{digits}f}% [{max(low, 0):.{digits}f}, {min(high, 100):.{digits}f}]"

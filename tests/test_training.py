@@ -99,3 +99,4 @@ def test_mean_ci_matches_student_t():
     assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / 3**0.5, rel=1e-6)
     assert stats.mean_ci([0.5]) == (0.5, 0.5, 0.5)
     assert stats.fmt_ci([1.0, 2.0, 3.0], digits=1) == "2.0 [-0.5, 4.5]"
+    assert stats.fmt_ci([1.0, 2.0, 3.0], digits=1, clip=(0, 3)) == "2.0 [0.0, 3.0]"
