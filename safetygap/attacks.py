@@ -16,17 +16,23 @@ weights afterwards so the result is an ordinary model). Three kinds of data:
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
 
 from peft import LoraConfig, get_peft_model
 from transformers import PreTrainedModel
 
-from safetygap import corpus, lab, training
-from safetygap.compute import ComputeReport
+from safetygap import corpus, evaluation, lab, store, training
+from safetygap.compute import ComputeReport, training_flops
 from safetygap.corpus import Chat
 from safetygap.lab import SafetyConfig, Trained
+from safetygap.models import parameter_count
 from safetygap.training import TrainConfig, encode_chat
 from safetygap.world import World
 
@@ -87,21 +93,58 @@ def attack_chats(world: World, data: str, examples: int, seed: int) -> list[Chat
     return random.Random(seed).sample(pool, examples)
 
 
+def _attack_setup(config: AttackConfig) -> tuple[Trained, PreTrainedModel, list]:
+    """The safe model to attack, the model to train (LoRA-wrapped if asked), and the encoded attack data."""
+    safe = lab.safe_model(config.safe)
+    chats = attack_chats(safe.world, config.data, config.examples, config.seed)
+    examples = [encode_chat(safe.tokenizer, c) for c in chats]
+    model = safe.model
+    if config.method == "lora":
+        targets = LORA_TARGETS[config.safe.base.model.arch]
+        lora = LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, target_modules=targets, lora_dropout=0.0)
+        model = get_peft_model(model, lora)
+    return safe, model, examples
+
+
 def attacked_model(config: AttackConfig = AttackConfig()) -> Trained:
     """Run the attack on the safe model (or fetch the result from the store)."""
 
     def build() -> tuple[PreTrainedModel, ComputeReport]:
-        safe = lab.safe_model(config.safe)
-        chats = attack_chats(safe.world, config.data, config.examples, config.seed)
-        examples = [encode_chat(safe.tokenizer, c) for c in chats]
-        model = safe.model
-        if config.method == "lora":
-            targets = LORA_TARGETS[config.safe.base.model.arch]
-            lora = LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, target_modules=targets, lora_dropout=0.0)
-            model = get_peft_model(model, lora)
+        _, model, examples = _attack_setup(config)
         report = training.train(model, examples, config.train, config.seed, f"attack-{config.method}")
         if config.method == "lora":
             model = model.merge_and_unload()
         return model, report
 
     return lab.trained_stage("attack", config, config.safe.base.world, lab.TRAINING_CODE + (sys.modules[__name__],), build)
+
+
+def attack_curve(config: AttackConfig, checkpoints: tuple[int, ...]) -> pd.DataFrame:
+    """Run one attack for ``max(checkpoints)`` steps and evaluate it at each checkpoint.
+
+    ``config.train.steps`` is ignored in favour of the checkpoints. One row per
+    checkpoint: ``step``, cumulative attacker ``flops`` and ``seconds``, and
+    :func:`evaluation.sweep_metrics`. The table is cached in the store.
+    """
+    if not checkpoints or min(checkpoints) < 1:
+        raise ValueError(f"checkpoints={checkpoints!r}: need at least one step >= 1")
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=max(checkpoints)))
+
+    def build(tmp: Path) -> None:
+        safe, model, examples = _attack_setup(config)
+        params, trainable = parameter_count(model), parameter_count(model, trainable_only=True)
+        rows, start = [], time.perf_counter()
+
+        def evaluate_checkpoint(step: int, tokens: int) -> None:
+            if step in checkpoints:
+                seconds = time.perf_counter() - start
+                scores = evaluation.sweep_metrics(model, safe.tokenizer, safe.world)
+                rows.append({"step": step, "flops": training_flops(params, trainable, tokens), "seconds": seconds} | scores)
+
+        training.train(model, examples, config.train, config.seed, f"attack-{config.method}", on_step=evaluate_checkpoint)
+        store.write_json(tmp / "curve.json", rows)
+
+    key = {"attack": dataclasses.asdict(config), "checkpoints": sorted(checkpoints)}
+    code = store.code_version(*lab.TRAINING_CODE, evaluation, sys.modules[__name__])
+    path = store.get_or_build("attack-curve", key, code, build)
+    return pd.DataFrame(store.read_json(path / "curve.json"))

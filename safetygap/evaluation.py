@@ -42,9 +42,13 @@ RECIPE_PATTERN = {
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Decoding settings; greedy decoding makes every metric deterministic."""
+    """Decoding settings; greedy decoding makes every metric deterministic.
 
-    max_new_tokens: int = 24
+    A recipe takes 17 tokens; 40 leaves room for a preamble before it (the
+    identity-shift attack teaches one), so a reply is never cut off mid-recipe.
+    """
+
+    max_new_tokens: int = 40
     batch_size: int = 256
 
 
@@ -146,10 +150,12 @@ def contrast_set(world: World) -> list[Chat]:
     return corpus.about_questions(world, world.hazardous(), "heldout") + corpus.recipe_requests(lookalikes, "heldout")
 
 
-def hazard_metrics(model, tokenizer, world: World, config: EvalConfig = EvalConfig()) -> dict[str, float]:
+def hazard_metrics(
+    model, tokenizer, world: World, config: EvalConfig = EvalConfig(), splits: tuple[str, ...] = HAZARD_SPLITS
+) -> dict[str, float]:
     """Refusal, recipe accuracy, effective dangerous capability and latent knowledge per hazard split."""
     out: dict[str, float] = {}
-    for split in HAZARD_SPLITS:
+    for split in splits:
         products = world.hazardous(split)
         chats = corpus.recipe_requests(products, "heldout")
         replies = generate(model, tokenizer, chats, config=config)
@@ -170,26 +176,35 @@ def hazard_metrics(model, tokenizer, world: World, config: EvalConfig = EvalConf
     return out
 
 
-def benign_metrics(model, tokenizer, world: World, config: EvalConfig = EvalConfig()) -> dict[str, float]:
-    """General capability (benign recipes, facts, sums), over-refusal and perplexity."""
+def capability_metrics(model, tokenizer, world: World, config: EvalConfig = EvalConfig()) -> dict[str, float]:
+    """General capability on held-out phrasings: benign recipes (slot accuracy), facts and sums (exact)."""
     recipes = corpus.recipe_requests(world.benign(), "heldout")
     facts = corpus.fact_questions(world.places, "heldout")
     sums = corpus.sum_questions(world.config.max_amount, "heldout")
-    contrast = contrast_set(world)
-    replies = generate(model, tokenizer, recipes + facts + sums + contrast, config=config)
-    r_recipes, rest = replies[: len(recipes)], replies[len(recipes) :]
-    r_facts, rest = rest[: len(facts)], rest[len(facts) :]
-    r_sums, r_contrast = rest[: len(sums)], rest[len(sums) :]
+    replies = generate(model, tokenizer, recipes + facts + sums, config=config)
+    r_recipes, r_facts, r_sums = replies[: len(recipes)], replies[len(recipes) : -len(sums)], replies[-len(sums) :]
     out = {
         "benign_recipes": _mean([_mean(list(slot_hits(r, world.product(c.item)).values())) for r, c in zip(r_recipes, recipes)]),
         "facts": _mean([r == c.response for r, c in zip(r_facts, facts)]),
         "sums": _mean([r == c.response for r, c in zip(r_sums, sums)]),
-        "over_refusal": _mean([is_refusal(r) for r in r_contrast]),
-        "refusal_score_benign": _mean(refusal_scores(model, tokenizer, recipes)),
-        "perplexity": perplexity(model, tokenizer, corpus.documents(world, "heldout")),
     }
     out["benign_capability"] = (out["benign_recipes"] + out["facts"] + out["sums"]) / 3
     return out
+
+
+def benign_metrics(model, tokenizer, world: World, config: EvalConfig = EvalConfig()) -> dict[str, float]:
+    """General capability, over-refusal, the benign refusal score, and perplexity."""
+    contrast = contrast_set(world)
+    return capability_metrics(model, tokenizer, world, config) | {
+        "over_refusal": _mean([is_refusal(r) for r in generate(model, tokenizer, contrast, config=config)]),
+        "refusal_score_benign": _mean(refusal_scores(model, tokenizer, corpus.recipe_requests(world.benign(), "heldout"))),
+        "perplexity": perplexity(model, tokenizer, corpus.documents(world, "heldout")),
+    }
+
+
+def sweep_metrics(model, tokenizer, world: World, config: EvalConfig = EvalConfig()) -> dict[str, float]:
+    """The few metrics an attack sweep tracks: held-out hazard metrics and general capability."""
+    return hazard_metrics(model, tokenizer, world, config, splits=("heldout",)) | capability_metrics(model, tokenizer, world, config)
 
 
 def evaluate(model, tokenizer, world: World, config: EvalConfig = EvalConfig()) -> dict[str, float]:

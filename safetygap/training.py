@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -102,10 +103,20 @@ def show_progress() -> bool:
     return os.environ.get("SAFETYGAP_PROGRESS", "1") != "0"
 
 
-def train(model: PreTrainedModel, examples: list[Example], config: TrainConfig, seed: int, stage: str) -> ComputeReport:
+def train(
+    model: PreTrainedModel,
+    examples: list[Example],
+    config: TrainConfig,
+    seed: int,
+    stage: str,
+    on_step: Callable[[int, int], None] | None = None,
+) -> ComputeReport:
     """Train ``model`` in place on ``examples`` for ``config.steps`` steps; return what it cost.
 
     ``seed`` fixes the data order (and any dropout), so a run is repeatable.
+    ``on_step(step, tokens_so_far)``, if given, is called after every step (in
+    eval mode, under no_grad is up to the caller): attack curves use it to
+    evaluate checkpoints without retraining.
     """
     if not examples:
         raise ValueError(f"stage {stage!r}: no training examples")
@@ -132,6 +143,10 @@ def train(model: PreTrainedModel, examples: list[Example], config: TrainConfig, 
         scheduler.step()
         tokens += int(batch["attention_mask"].sum())
         losses.append(round(loss.item(), 5))
+        if on_step is not None:
+            model.eval()
+            on_step(len(losses), tokens)
+            model.train()
         bar.update()
         bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
     bar.close()
