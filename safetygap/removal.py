@@ -24,7 +24,7 @@ from safetygap.training import TrainConfig
 CHECKPOINTS = (1, 5, 10, 30)
 EXAMPLES = (1, 5, 10, 50, 100)
 LEARNING_RATES = {"full": (1e-4, 3e-4, 1e-3), "lora": (1e-3, 3e-3, 1e-2)}
-DEFAULT_LR = {"full": 1e-3, "lora": 3e-3}  # the grid over examples uses these
+DEFAULT_LR = {"full": 1e-3, "lora": 1e-3}  # the grid over examples uses these
 
 
 def thin_layer(seeds=scales.BOOK_SEEDS, scale: str = "book") -> dict[str, pd.DataFrame]:
