@@ -9,6 +9,7 @@ Modules follow the book's concepts:
 * :mod:`~safetygap.store`: the on-disk artifact cache
 * :mod:`~safetygap.lab`, :mod:`~safetygap.attacks`, :mod:`~safetygap.scales`: the stages and their sizes
 * :mod:`~safetygap.gap`: chapter 1's experiment
+* :mod:`~safetygap.removal` (with :mod:`~safetygap.anatomy` and :mod:`~safetygap.abliteration`): chapter 2's
 * :mod:`~safetygap.stats`, :mod:`~safetygap.plotting`: intervals over seeds and the book's figure style
 """
 
