@@ -66,4 +66,4 @@ def fmt_ci(values, digits: int = 2, clip: tuple[float, float] | None = None) -> 
 def fmt_pct_ci(values, digits: int = 1) -> str:
     """Like :func:`fmt_ci` for fractions, written in percent (clipped to 0-100)."""
     mean, low, high = (100 * v for v in mean_ci(values))
-    return f"{mean:.{digits}f}% [{max(low, 0):.{digits}f}, {min(high, 100):.{digits}f}]"
+    return fmt_interval(mean, max(low, 0.0), min(high, 100.0), digits).replace(" [", "% [", 1)

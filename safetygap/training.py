@@ -114,9 +114,9 @@ def train(
     """Train ``model`` in place on ``examples`` for ``config.steps`` steps; return what it cost.
 
     ``seed`` fixes the data order (and any dropout), so a run is repeatable.
-    ``on_step(step, tokens_so_far)``, if given, is called after every step (in
-    eval mode, under no_grad is up to the caller): attack curves use it to
-    evaluate checkpoints without retraining.
+    ``on_step(step, tokens_so_far)``, if given, is called after every step with
+    the model in eval mode: attack curves use it to evaluate checkpoints
+    without retraining.
     """
     if not examples:
         raise ValueError(f"stage {stage!r}: no training examples")

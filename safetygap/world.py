@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from safetygap.lexicon import invent_words, load_neutral_words, lookalike
 
 SLOTS = ("amount", "base", "additive", "process")
-RULE_SLOTS = ("base", "process")
 MEMORISED_SLOTS = ("amount", "additive")
 HAZARD_SPLITS = ("safety", "attacker", "heldout")
 # Hazardous products of a family are dealt out in this repeating pattern: half to safety training.
