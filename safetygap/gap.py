@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from safetygap import lab, scales
+from safetygap import lab, parallel, scales
 from safetygap.attacks import attacked_model
 
 MODELS = ("base", "safe", "attacked")
@@ -32,8 +32,20 @@ class GapResult:
         return flops["attack"] / flops["safety"]
 
 
+def _build_seed(task: tuple[int, str, str]) -> None:
+    """Worker: one seed's base, safe and attacked models and their metrics, into the store."""
+    seed, scale, model = task
+    for trained in (
+        lab.base_model(scales.base_config(seed, scale, model)),
+        lab.safe_model(scales.safety_config(seed, scale, model)),
+        attacked_model(scales.attack_config(seed, scale, model)),
+    ):
+        lab.metrics(trained)
+
+
 def run_gap(seeds=scales.BOOK_SEEDS, scale: str = "book", model: str = "tiny") -> GapResult:
-    """Base, safe and attacked models for each seed, evaluated (everything cached)."""
+    """Base, safe and attacked models for each seed, evaluated (everything cached; seeds built in parallel)."""
+    parallel.run_in_workers(_build_seed, [(seed, scale, model) for seed in seeds])
     metric_rows, compute_rows = [], []
     for seed in seeds:
         base = lab.base_model(scales.base_config(seed, scale, model))

@@ -11,13 +11,14 @@
 
 Every function takes ``seeds`` and a ``scale`` and returns tidy DataFrames with a
 ``seed`` column, so the chapter summarises them with :mod:`safetygap.stats`.
+:func:`prepare` builds everything they read in parallel worker processes first.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from safetygap import anatomy, corpus, lab, scales
+from safetygap import abliteration, anatomy, corpus, lab, parallel, scales
 from safetygap.attacks import attack_curve
 from safetygap.training import TrainConfig
 
@@ -47,9 +48,44 @@ def thin_layer(seeds=scales.BOOK_SEEDS, scale: str = "book") -> dict[str, pd.Dat
 
 
 def _curve(seed: int, scale: str, **changes) -> pd.DataFrame:
+    changes = dict(changes)
     lr = changes.pop("lr")
     cfg = scales.attack_config(seed, scale, train=TrainConfig(steps=1, lr=lr, batch_size=10, schedule="constant"), **changes)
     return attack_curve(cfg, CHECKPOINTS).assign(seed=seed, lr=lr, **changes)
+
+
+def _curve_arms() -> list[tuple[str, dict]]:
+    """Every (arm, curve arguments) of the chapter, for each seed."""
+    arms = []
+    for method in ("full", "lora"):
+        arms += [("examples", dict(method=method, examples=k, lr=DEFAULT_LR[method])) for k in EXAMPLES]
+        arms += [("lr", dict(method=method, examples=10, lr=lr)) for lr in LEARNING_RATES[method]]
+    arms.append(("benign", dict(method="full", data="benign", examples=100, lr=DEFAULT_LR["full"])))
+    arms.append(("identity", dict(method="full", data="identity", examples=10, lr=DEFAULT_LR["full"])))
+    return arms
+
+
+def _build(task: tuple) -> None:
+    """Worker: one artifact of the chapter (an oracle, an abliteration, or an attack curve), into the store."""
+    kind, seed, scale, changes = task
+    if kind == "oracle":
+        lab.metrics(lab.base_model(scales.base_config(seed, scale, hazardous_documents=False)))
+    elif kind == "abliteration":
+        abliteration.run_abliteration(seed, scale)
+    else:
+        _curve(seed, scale, **changes)
+
+
+def prepare(seeds=scales.BOOK_SEEDS, scale: str = "book", workers: int | None = None) -> None:
+    """Build what the chapter's experiments read, side by side in worker processes (longest first).
+
+    The base and safe models they start from (chapter 1's) are built first, here.
+    """
+    for seed in seeds:
+        lab.safe_model(scales.safety_config(seed, scale))
+    tasks = [("oracle", seed, scale, {}) for seed in seeds] + [("abliteration", seed, scale, {}) for seed in seeds]
+    tasks += [("curve", seed, scale, changes) for seed in seeds for _, changes in _curve_arms()]
+    parallel.run_in_workers(_build, tasks, workers)
 
 
 def finetuning_attacks(seeds=scales.BOOK_SEEDS, scale: str = "book") -> pd.DataFrame:
@@ -59,15 +95,7 @@ def finetuning_attacks(seeds=scales.BOOK_SEEDS, scale: str = "book") -> pd.DataF
     "lr" (harmful, 10 examples, each learning rate), "benign" (100 harmless
     examples) or "identity" (10 identity-shift examples).
     """
-    curves = []
-    for seed in seeds:
-        for method in ("full", "lora"):
-            for k in EXAMPLES:
-                curves.append(_curve(seed, scale, method=method, examples=k, lr=DEFAULT_LR[method]).assign(arm="examples"))
-            for lr in LEARNING_RATES[method]:
-                curves.append(_curve(seed, scale, method=method, examples=10, lr=lr).assign(arm="lr"))
-        curves.append(_curve(seed, scale, method="full", data="benign", examples=100, lr=DEFAULT_LR["full"]).assign(arm="benign"))
-        curves.append(_curve(seed, scale, method="full", data="identity", examples=10, lr=DEFAULT_LR["full"]).assign(arm="identity"))
+    curves = [_curve(seed, scale, **changes).assign(arm=arm) for seed in seeds for arm, changes in _curve_arms()]
     frame = pd.concat(curves, ignore_index=True)
     return frame.fillna({"data": "harmful"})
 
