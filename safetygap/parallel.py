@@ -16,8 +16,18 @@ from multiprocessing import get_context
 from typing import Callable, Iterable
 
 import torch
+from transformers.utils import logging as hf_logging
+
+from safetygap.training import show_progress
 
 MAX_WORKERS = 4  # each worker holds a copy of the libraries and a model (~0.5 GB): DESIGN caps memory at 4 GB
+
+
+def _start_worker() -> None:
+    """Each worker: one torch thread; no progress bars when the caller asked for none."""
+    torch.set_num_threads(1)
+    if not show_progress():
+        hf_logging.disable_progress_bar()
 
 
 def run_in_workers(function: Callable, tasks: Iterable, workers: int | None = None) -> None:
@@ -35,5 +45,5 @@ def run_in_workers(function: Callable, tasks: Iterable, workers: int | None = No
         for task in tasks:
             function(task)
         return
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=torch.set_num_threads, initargs=(1,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker) as pool:
         list(pool.map(function, tasks))
