@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from safetygap import defense_training, lab
+from safetygap import defense_training
 from safetygap.defense_training import answer_mask, frozen_copy, hidden_states, token_mask
 from safetygap.lab import SafetyConfig
 from safetygap.training import TrainConfig
@@ -39,15 +39,11 @@ class CircuitBreakerConfig:
 
 def train_defense(config: CircuitBreakerConfig) -> tuple:
     """The safe model after representation rerouting, and its report."""
-    safe = lab.safe_model(config.safe)
-    seed = config.safe.base.seed
-    data = defense_training.defender_data(safe.world, safe.tokenizer, config.safe.refusal_share)
-    model, device, pad = safe.model, safe.model.device, safe.tokenizer.pad_token_id
+    start = defense_training.start_from(config.safe)
+    model, data, seed, steps = start.model, start.data, start.seed, config.train.steps
     original = frozen_copy(model)
-    model.get_input_embeddings().weight.requires_grad_(False)
-    steps, size = config.train.steps, config.train.batch_size
-    retain = defense_training.batches(data.retain + data.retain_docs, size, steps, seed, pad, device)
-    harmful = defense_training.batches(data.harmful, size, steps, seed + 1, pad, device)
+    retain = start.stream(data.retain + data.retain_docs, config.train.batch_size, steps)
+    harmful = start.stream(data.harmful, config.train.batch_size, steps, offset=1)
 
     def step_loss(step: int):
         r, h = next(retain), next(harmful)

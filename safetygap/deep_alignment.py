@@ -13,8 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from safetygap import corpus, defense_training, lab
-from safetygap.defense_training import DefenseReport
+from safetygap import corpus, defense_training
 from safetygap.lab import SafetyConfig
 from safetygap.training import IGNORE, Example, TrainConfig, encode_chat
 from safetygap.world import World
@@ -61,18 +60,15 @@ def recovery_examples(world: World, tokenizer, max_prefix: int, seed: int) -> li
 
 def train_defense(config: AugmentationConfig) -> tuple:
     """The safe model after augmented safety SFT, and its report."""
-    safe = lab.safe_model(config.safe)
-    seed = config.safe.base.seed
-    retain = [encode_chat(safe.tokenizer, c) for c in lab.safety_chats(safe.world, config.safe.refusal_share)]
-    recovery = recovery_examples(safe.world, safe.tokenizer, config.max_prefix, seed)
+    start = defense_training.start_from(config.safe)
+    model, retain = start.model, start.data.retain
+    recovery = recovery_examples(start.safe.world, start.safe.tokenizer, config.max_prefix, start.seed)
     repeats = max(1, round(config.recovery_share / (1 - config.recovery_share) * len(retain) / len(recovery)))
     examples = recovery * repeats + retain
-    model, device, pad = safe.model, safe.model.device, safe.tokenizer.pad_token_id
-    model.get_input_embeddings().weight.requires_grad_(False)
-    stream = defense_training.batches(examples, config.train.batch_size, config.train.steps, seed, pad, device)
+    stream = start.stream(examples, config.train.batch_size, config.train.steps)
 
     def step_loss(step: int):
         batch = next(stream)
         return model(**batch).loss, defense_training.n_tokens(batch), 0
 
-    return model, defense_training.fit(model, step_loss, config.train, seed, "deep-alignment", len(examples))
+    return model, defense_training.fit(model, step_loss, config.train, start.seed, "deep-alignment", len(examples))

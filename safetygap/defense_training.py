@@ -66,6 +66,31 @@ def defender_data(world: World, tokenizer: PreTrainedTokenizerFast, refusal_shar
     )
 
 
+@dataclass
+class Start:
+    """Where a post-hoc defense starts: the safe model (trained in place), the defender's data, the seed."""
+
+    safe: lab.Trained
+    data: DefenderData
+    seed: int
+
+    @property
+    def model(self) -> PreTrainedModel:
+        return self.safe.model
+
+    def stream(self, examples: list[Example], batch_size: int, steps: int, offset: int = 0) -> Iterator[Batch]:
+        """:func:`batches` of ``examples`` for this model, seeded by ``seed + offset`` (one offset per stream)."""
+        return batches(examples, batch_size, steps, self.seed + offset, self.safe.tokenizer.pad_token_id, self.model.device)
+
+
+def start_from(safe_config: lab.SafetyConfig) -> Start:
+    """Load the safe model of ``safe_config`` with its embeddings frozen (as in safety training), and the defender's data."""
+    safe = lab.safe_model(safe_config)
+    safe.model.get_input_embeddings().weight.requires_grad_(False)
+    data = defender_data(safe.world, safe.tokenizer, safe_config.refusal_share)
+    return Start(safe, data, safe_config.base.seed)
+
+
 def batches(examples: list[Example], batch_size: int, steps: int, seed: int, pad_id: int, device: torch.device) -> Iterator[Batch]:
     """``steps`` seeded, shuffled, right-padded batches (see :func:`training.collate`)."""
     generator = torch.Generator().manual_seed(seed)

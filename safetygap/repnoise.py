@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from safetygap import defense_training, lab
+from safetygap import defense_training
 from safetygap.defense_training import answer_mask
 from safetygap.lab import SafetyConfig
 from safetygap.training import IGNORE, TrainConfig
@@ -59,14 +59,10 @@ def unlikelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def train_defense(config: RepNoiseConfig) -> tuple:
     """The safe model after RepNoise training, and its report."""
-    safe = lab.safe_model(config.safe)
-    seed = config.safe.base.seed
-    data = defense_training.defender_data(safe.world, safe.tokenizer, config.safe.refusal_share)
-    model, device, pad = safe.model, safe.model.device, safe.tokenizer.pad_token_id
-    model.get_input_embeddings().weight.requires_grad_(False)
-    steps, size = config.train.steps, config.train.batch_size
-    retain = defense_training.batches(data.retain, size, steps, seed, pad, device)
-    harmful = defense_training.batches(data.harmful, size, steps, seed + 1, pad, device)
+    start = defense_training.start_from(config.safe)
+    model, data, seed = start.model, start.data, start.seed
+    retain = start.stream(data.retain, config.train.batch_size, config.train.steps)
+    harmful = start.stream(data.harmful, config.train.batch_size, config.train.steps, offset=1)
     generator = torch.Generator().manual_seed(seed)
 
     def step_loss(step: int):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from safetygap import defense_training, lab
+from safetygap import defense_training
 from safetygap.defense_training import answer_mask
 from safetygap.lab import SafetyConfig
 from safetygap.training import TrainConfig
@@ -63,15 +63,11 @@ def negative_entropy(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> to
 
 def train_defense(config: TARConfig) -> tuple:
     """The safe model after tamper-resistant training, and its report."""
-    safe = lab.safe_model(config.safe)
-    seed = config.safe.base.seed
-    data = defense_training.defender_data(safe.world, safe.tokenizer, config.safe.refusal_share)
-    model, device, pad = safe.model, safe.model.device, safe.tokenizer.pad_token_id
-    model.get_input_embeddings().weight.requires_grad_(False)
-    steps = config.train.steps
-    retain = defense_training.batches(data.retain, config.train.batch_size, steps, seed, pad, device)
-    inner = defense_training.batches(data.harmful, config.attack_batch, steps * max(config.grid_steps), seed + 1, pad, device)
-    held = defense_training.batches(data.harmful, config.train.batch_size, steps, seed + 2, pad, device)
+    start = defense_training.start_from(config.safe)
+    model, data, seed, steps = start.model, start.data, start.seed, config.train.steps
+    retain = start.stream(data.retain, config.train.batch_size, steps)
+    inner = start.stream(data.harmful, config.attack_batch, steps * max(config.grid_steps), offset=1)
+    held = start.stream(data.harmful, config.train.batch_size, steps, offset=2)
     rng = random.Random(seed)
 
     def step_loss(step: int):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from safetygap import defense_training, lab
+from safetygap import defense_training
 from safetygap.defense_training import frozen_copy, hidden_states, token_mask
 from safetygap.lab import SafetyConfig
 from safetygap.training import TrainConfig
@@ -48,25 +48,22 @@ class RMUConfig:
 
 def train_defense(config: RMUConfig) -> tuple:
     """The safe model after RMU, and its report."""
-    safe = lab.safe_model(config.safe)
-    seed = config.safe.base.seed
-    layers = safe.model.model.layers
+    start = defense_training.start_from(config.safe)
+    model, data, seed, layers = start.model, start.data, start.seed, start.model.model.layers
     if config.layer > len(layers):
         raise ValueError(f"RMUConfig.layer={config.layer}: the model has layers 1..{len(layers)}")
-    data = defense_training.defender_data(safe.world, safe.tokenizer, config.safe.refusal_share)
-    model, device, pad = safe.model, safe.model.device, safe.tokenizer.pad_token_id
     original = frozen_copy(model)
     model.requires_grad_(False)
     for layer in layers[: config.layer]:
         layer.requires_grad_(True)
-    steps, size, at = config.train.steps, config.train.batch_size, config.layer - 1
-    retain = defense_training.batches(data.retain + data.retain_docs, size, steps, seed, pad, device)
-    forget = defense_training.batches(data.forget_docs + data.harmful, size, steps, seed + 1, pad, device)
+    size, at = config.train.batch_size, config.layer - 1
+    retain = start.stream(data.retain + data.retain_docs, size, config.train.steps)
+    forget = start.stream(data.forget_docs + data.harmful, size, config.train.steps, offset=1)
 
     generator = torch.Generator().manual_seed(seed)
-    u = torch.rand(model.config.hidden_size, generator=generator).to(device)
+    u = torch.rand(model.config.hidden_size, generator=generator).to(model.device)
     with torch.no_grad():
-        probe = next(defense_training.batches(data.retain, 256, 1, seed, pad, device))
+        probe = next(start.stream(data.retain, 256, 1))
         typical = hidden_states(original, probe)[at][token_mask(probe)].norm(dim=-1).mean()
     target = config.steering * typical * u / u.norm()
 
