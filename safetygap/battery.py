@@ -117,10 +117,8 @@ def finetune_trials(trained: Trained, config: BatteryConfig, family: str, method
     if method == "lora":
         targets = attacks.LORA_TARGETS[model.config.model_type]
         model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=targets, lora_dropout=0.0))
-    params, trainable = parameter_count(model), parameter_count(model, trainable_only=True)
+    params, trainable, lr = parameter_count(model), parameter_count(model, trainable_only=True), train.lr
     rows: list[dict] = []
-
-    lr = train.lr
 
     def at_checkpoint(step: int, tokens: int) -> None:
         if step in checkpoints:
