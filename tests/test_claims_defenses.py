@@ -44,6 +44,8 @@ def test_filtering_holds_and_gradient_routing_matches_it(result):
         assert worst(result, target) <= 0.1, target
         assert metric(result, target, "latent_heldout") <= 0.35, target
     assert worst(result, "filtering") <= min(worst(result, t) for t in HIDING)
+    routed, safe = metric(result, "gradient_routing", "benign_capability"), metric(result, "undefended", "benign_capability")
+    assert routed >= 0.9 * safe  # cutting out the reserved units costs little capability
 
 
 def test_fine_tuning_on_other_items_gives_back_part_of_what_the_other_defenses_hide(result):
