@@ -93,6 +93,12 @@ def attack_chats(world: World, data: str, examples: int, seed: int) -> list[Chat
     return random.Random(seed).sample(pool, examples)
 
 
+def with_lora(model: PreTrainedModel, rank: int) -> PreTrainedModel:
+    """``model`` wrapped with LoRA adapters of ``rank`` on every linear layer (alpha = 2 rank, no dropout)."""
+    lora = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=LORA_TARGETS[model.config.model_type], lora_dropout=0.0)
+    return get_peft_model(model, lora)
+
+
 def _attack_setup(config: AttackConfig) -> tuple[Trained, PreTrainedModel, list]:
     """The safe model to attack, the model to train (LoRA-wrapped if asked), and the encoded attack data."""
     safe = lab.safe_model(config.safe)
@@ -100,9 +106,7 @@ def _attack_setup(config: AttackConfig) -> tuple[Trained, PreTrainedModel, list]
     examples = [encode_chat(safe.tokenizer, c) for c in chats]
     model = safe.model
     if config.method == "lora":
-        targets = LORA_TARGETS[config.safe.base.model.arch]
-        lora = LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, target_modules=targets, lora_dropout=0.0)
-        model = get_peft_model(model, lora)
+        model = with_lora(model, config.lora_rank)
     return safe, model, examples
 
 

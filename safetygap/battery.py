@@ -39,7 +39,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from peft import LoraConfig, get_peft_model
 
 from safetygap import abliteration, attacks, corpus, evaluation, store, training
 from safetygap.compute import forward_flops, training_flops
@@ -115,8 +114,7 @@ def finetune_trials(trained: Trained, config: BatteryConfig, family: str, method
     model = copy.deepcopy(trained.model)
     model.requires_grad_(True)
     if method == "lora":
-        targets = attacks.LORA_TARGETS[model.config.model_type]
-        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=targets, lora_dropout=0.0))
+        model = attacks.with_lora(model, rank=8)
     params, trainable, lr = parameter_count(model), parameter_count(model, trainable_only=True), train.lr
     rows: list[dict] = []
 
@@ -129,6 +127,11 @@ def finetune_trials(trained: Trained, config: BatteryConfig, family: str, method
     examples = [encode_chat(tok, c) for c in chats]
     training.train(model, examples, dataclasses.replace(train, steps=max(checkpoints)), seed, f"battery-{family}", at_checkpoint)
     return rows
+
+
+def _prompt_tokens(tokenizer, chats: list) -> int:
+    """Tokens in the chat-templated prompts of ``chats`` (what a forward pass over them processes)."""
+    return sum(len(tokenizer.apply_chat_template(c.messages(False), add_generation_prompt=True)) for c in chats)
 
 
 def edit_trials(trained: Trained, config: BatteryConfig) -> list[dict]:
@@ -153,8 +156,7 @@ def edit_trials(trained: Trained, config: BatteryConfig) -> list[dict]:
     deepest = (1 - abliteration.AbliterationConfig().discard_last_fraction) * abliteration.n_layers(model)
     points = [p for p in range(abliteration.n_layers(model) + 1) if p <= deepest]
     read = abliteration.harmful_prompts(world) + every_harmless
-    tokens_read = sum(len(tok.apply_chat_template(c.messages(False), add_generation_prompt=True)) for c in read)
-    tokens_scored = sum(len(tok.apply_chat_template(c.messages(False), add_generation_prompt=True)) for c in harmful + harmless)
+    tokens_read, tokens_scored = _prompt_tokens(tok, read), _prompt_tokens(tok, harmful + harmless)
     params, rows = parameter_count(model), []
     for edit in abliteration.EDITS:
         scored = []

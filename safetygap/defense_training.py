@@ -32,7 +32,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast, get_scheduler
 from safetygap import corpus, lab
 from safetygap.compute import ComputeReport, forward_flops
 from safetygap.models import parameter_count
-from safetygap.training import IGNORE, SCHEDULES, Example, TrainConfig, _batches, collate, encode_chat, encode_document, show_progress
+from safetygap.training import IGNORE, SCHEDULES, Example, TrainConfig, batch_indices, collate, encode_chat, encode_document, show_progress
 from safetygap.world import World
 
 Batch = dict[str, torch.Tensor]
@@ -94,7 +94,7 @@ def start_from(safe_config: lab.SafetyConfig) -> Start:
 def batches(examples: list[Example], batch_size: int, steps: int, seed: int, pad_id: int, device: torch.device) -> Iterator[Batch]:
     """``steps`` seeded, shuffled, right-padded batches (see :func:`training.collate`)."""
     generator = torch.Generator().manual_seed(seed)
-    for idx in _batches(len(examples), batch_size, steps, generator):
+    for idx in batch_indices(len(examples), batch_size, steps, generator):
         yield collate([examples[i] for i in idx], pad_id, device)
 
 

@@ -27,15 +27,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from transformers import AutoModelForCausalLM
-
 from safetygap import (
     circuit_breakers,
     deep_alignment,
     defense_training,
     gradient_routing,
     lab,
-    models,
     repnoise,
     scales,
     store,
@@ -97,13 +94,6 @@ def _name_of(config) -> str:
     raise TypeError(f"{type(config).__name__} is not a defense config: valid defenses are {DEFENSES}")
 
 
-def _load(path: Path, config) -> Trained:
-    world_config = _safety_of(config).base.world
-    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True).to(models.pick_device()).eval()
-    report = DefenseReport.from_dict(store.read_json(path / "report.json"))
-    return Trained(model, lab.get_tokenizer(world_config), lab.get_world(world_config), report, path)
-
-
 def _safety_of(config) -> SafetyConfig:
     return config.safety if isinstance(config, (FilteringConfig, gradient_routing.RoutingConfig)) else config.safe
 
@@ -123,7 +113,8 @@ def defended_model(config) -> Trained:
         store.write_json(tmp / "report.json", report.to_dict())
 
     code = store.code_version(*lab.TRAINING_CODE, defense_training, module, sys.modules[__name__])
-    return _load(store.get_or_build(name.replace("_", "-"), config, code, build), config)
+    path = store.get_or_build(name.replace("_", "-"), config, code, build)
+    return lab.load_trained(path, _safety_of(config).base.world, DefenseReport)
 
 
 def release_base(config) -> Trained:
@@ -133,9 +124,9 @@ def release_base(config) -> Trained:
     return lab.base_model(_safety_of(config).base)
 
 
-def defender_flops(config) -> float:
-    """FLOPs the defender spent after pretraining: safety training plus the defense stage."""
-    defended = defended_model(config)
+def defender_flops(config, defended: Trained) -> float:
+    """FLOPs the defender spent after pretraining on ``defended`` (built from ``config``): safety training
+    plus the defense stage."""
     if isinstance(config, (FilteringConfig, gradient_routing.RoutingConfig)):
         return defended.report.flops
     return lab.safe_model(config.safe).report.flops + defended.report.flops

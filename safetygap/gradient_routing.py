@@ -29,7 +29,7 @@ from safetygap import lab, models, training
 from safetygap.compute import ComputeReport
 from safetygap.lab import BaseConfig, SafetyConfig, Trained
 from safetygap.models import parameter_count
-from safetygap.training import SCHEDULES, Example, encode_chat
+from safetygap.training import SCHEDULES, Example
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def routed_pretraining(model: PreTrainedModel, examples: list[Example], hazardou
     pad, device = model.config.pad_token_id, model.device
     losses, tokens, start = [], 0, time.perf_counter()
     model.train()
-    for idx in tqdm(training._batches(len(examples), train.batch_size, train.steps, generator), total=train.steps,
+    for idx in tqdm(training.batch_indices(len(examples), train.batch_size, train.steps, generator), total=train.steps,
                     desc="routed pretraining", leave=False, disable=not training.show_progress()):  # fmt: skip
         batch = training.collate([examples[i] for i in idx], pad, device)
         labelled = int((batch["labels"][:, 1:] != training.IGNORE).sum())
@@ -164,7 +164,4 @@ def routed_base(config: RoutingConfig) -> Trained:
 
 def train_defense(config: RoutingConfig) -> tuple:
     """The routed, ablated base model after the lab's safety SFT, and the report of that SFT."""
-    routed = routed_base(config)
-    routed.model.get_input_embeddings().weight.requires_grad_(not config.safety.freeze_embeddings)
-    examples = [encode_chat(routed.tokenizer, c) for c in lab.safety_chats(routed.world, config.safety.refusal_share)]
-    return routed.model, training.train(routed.model, examples, config.safety.train, config.safety.base.seed, "safety")
+    return lab.safety_tune(routed_base(config), config.safety)

@@ -105,10 +105,10 @@ def get_tokenizer(config: WorldConfig) -> PreTrainedTokenizerFast:
     return tokenizing.load_tokenizer(path)
 
 
-def load_trained(path: Path, world_config: WorldConfig) -> Trained:
-    """Load a stored model (safetensors only) with its tokenizer, world and cost report."""
+def load_trained(path: Path, world_config: WorldConfig, report_type: type[ComputeReport] = ComputeReport) -> Trained:
+    """Load a stored model (safetensors only) with its tokenizer, world and cost report (of ``report_type``)."""
     model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True).to(models.pick_device()).eval()
-    report = ComputeReport.from_dict(store.read_json(path / "report.json"))
+    report = report_type.from_dict(store.read_json(path / "report.json"))
     return Trained(model, get_tokenizer(world_config), get_world(world_config), report, path)
 
 
@@ -171,17 +171,17 @@ def safety_chats(world: World, refusal_share: float) -> list[corpus.Chat]:
     return refusals * repeats + harmless
 
 
+def safety_tune(base: Trained, config: SafetyConfig) -> tuple[PreTrainedModel, ComputeReport]:
+    """Safety SFT of ``base`` (in place) with ``config``'s data mixture and optimiser; the base itself is not read
+    from ``config``, so other pretrained models (gradient routing's) get the same safety training."""
+    base.model.get_input_embeddings().weight.requires_grad_(not config.freeze_embeddings)
+    examples = [encode_chat(base.tokenizer, c) for c in safety_chats(base.world, config.refusal_share)]
+    return base.model, training.train(base.model, examples, config.train, config.base.seed, "safety")
+
+
 def safe_model(config: SafetyConfig = SafetyConfig()) -> Trained:
     """Safety-tune a base model (or fetch from the store)."""
-
-    def build() -> tuple[PreTrainedModel, ComputeReport]:
-        base = base_model(config.base)
-        base.model.get_input_embeddings().weight.requires_grad_(not config.freeze_embeddings)
-        chats = safety_chats(base.world, config.refusal_share)
-        examples = [encode_chat(base.tokenizer, c) for c in chats]
-        return base.model, training.train(base.model, examples, config.train, config.base.seed, "safety")
-
-    return trained_stage("safe", config, config.base.world, TRAINING_CODE, build)
+    return trained_stage("safe", config, config.base.world, TRAINING_CODE, lambda: safety_tune(base_model(config.base), config))
 
 
 def metrics(trained: Trained, config: EvalConfig = EvalConfig()) -> dict[str, float]:

@@ -45,9 +45,10 @@ def release_base(target: str, seed: int, scale: str = "book") -> Trained:
     return lab.base_model(config.base) if target == "undefended" else defenses.release_base(config)
 
 
-def defender_flops(target: str, seed: int, scale: str = "book") -> float:
+def defender_flops(target: str, trained: Trained, seed: int, scale: str = "book") -> float:
+    """FLOPs the defender spent after pretraining on ``trained``, the model of ``target``."""
     config = target_config(target, seed, scale)
-    return lab.safe_model(config).report.flops if target == "undefended" else defenses.defender_flops(config)
+    return trained.report.flops if target == "undefended" else defenses.defender_flops(config, trained)
 
 
 def _build(task: tuple[str, int, str]) -> None:
@@ -117,5 +118,5 @@ def run_defenses(seeds=scales.BOOK_SEEDS, scale: str = "book", workers: int | No
             trained = target_model(target, seed, scale)
             metrics.append({"target": target, "seed": seed, **lab.metrics(trained)})
             trials.append(battery.run_battery(trained, release_base(target, seed, scale), seed).assign(target=target, seed=seed))
-            costs.append({"target": target, "seed": seed, "defender_flops": defender_flops(target, seed, scale)})
+            costs.append({"target": target, "seed": seed, "defender_flops": defender_flops(target, trained, seed, scale)})
     return DefenseResult(pd.DataFrame(metrics), pd.concat(trials, ignore_index=True), pd.DataFrame(costs))

@@ -87,7 +87,7 @@ def collate(batch: list[Example], pad_id: int, device: torch.device) -> dict[str
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
-def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
+def batch_indices(n: int, batch_size: int, steps: int, generator: torch.Generator):
     """Yield ``steps`` index lists: epochs of a fresh random permutation, cut into batches."""
     size = min(batch_size, n)
     order: list[int] = []
@@ -133,7 +133,7 @@ def train(
     tokens = 0
     start = time.perf_counter()
     bar = tqdm(total=config.steps, desc=stage, leave=False, disable=not show_progress())
-    for idx in _batches(len(examples), config.batch_size, config.steps, generator):
+    for idx in batch_indices(len(examples), config.batch_size, config.steps, generator):
         batch = collate([examples[i] for i in idx], pad_id, device)
         loss = model(**batch).loss
         optimizer.zero_grad(set_to_none=True)
