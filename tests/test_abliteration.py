@@ -11,8 +11,13 @@ import re
 import pytest
 import torch
 
-from safetygap import abliteration as ab
-from safetygap import evaluation, lab, models, scales
+from safetygap.attacks import abliteration
+from safetygap.attacks import directions as ab
+from safetygap.book import ch2_anatomy
+from safetygap.book import scales
+from safetygap.attacks import selection
+from safetygap.core import evaluation, hooks, models
+from safetygap.lab import stages as lab
 
 SEED, SCALE = 0, "reduced"
 
@@ -22,8 +27,7 @@ def lab_parts():
     """A random-weight model of the reduced world, its tokenizer, world, and candidates read from it."""
     world_config = scales.base_config(SEED, SCALE).world
     world, tok = lab.get_world(world_config), lab.get_tokenizer(world_config)
-    special = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id}
-    model = models.build_model(models.zoo_model("tiny"), len(tok), special, seed=SEED).eval()
+    model = models.build_model(models.zoo_model("tiny"), tok, seed=SEED).eval()
     return model, tok, world, ab.candidate_directions(model, tok, world)
 
 
@@ -101,8 +105,12 @@ def test_addition_adds_on_prompt_positions_and_not_on_generated_tokens(lab_parts
     ],
 )
 def test_bad_config_values_are_named_with_the_valid_ones(changes, named):
+    selection_fields = {"discard_last_fraction", "kl_threshold", "min_induced_refusal"}
     with pytest.raises(ValueError) as err:
-        ab.AbliterationConfig(**changes)
+        if set(changes) <= selection_fields:
+            selection.SelectionConfig(**changes)
+        else:
+            abliteration.AbliterationConfig(**changes)
     for text in named:
         assert text in str(err.value)
 
@@ -110,7 +118,9 @@ def test_bad_config_values_are_named_with_the_valid_ones(changes, named):
 def test_bad_points_offsets_and_edits_are_named_with_the_valid_ones(lab_parts):
     model, tok, world, cands = lab_parts
     with pytest.raises(ValueError, match=re.escape("residual point 3: valid points are 0..2")):
-        ab.residual_module(model, 3)
+        hooks.resid_point(model, 3)
+    with pytest.raises(ValueError, match=re.escape("hook point 'blocks.7.hook_resid_post': valid points are")):
+        hooks.module_at(model, "blocks.7.hook_resid_post")
     with pytest.raises(ValueError, match=re.escape("position offset -4: valid offsets are [-3, -2, -1]")):
         cands.direction(1, -4)
     with pytest.raises(ValueError, match=re.escape("edit='origin': valid edits are ('ablation', 'ace')")):
@@ -127,7 +137,7 @@ def test_bad_points_offsets_and_edits_are_named_with_the_valid_ones(lab_parts):
 
 @pytest.fixture(scope="module")
 def result():
-    return ab.run_abliteration(SEED, SCALE)
+    return ch2_anatomy.run_abliteration(SEED, SCALE)
 
 
 @pytest.mark.slow
@@ -137,7 +147,7 @@ def test_selection_keeps_the_best_eligible_candidate_away_from_the_output(result
     assert len(chosen) == 1 and bool(chosen["eligible"].iloc[0])
     assert result.point < table["point"].max()  # not the residual stream the unembedding reads
     eligible = table[table["eligible"]]
-    score = f"refusal_score_{ab.AbliterationConfig().select_by}"
+    score = f"refusal_score_{abliteration.AbliterationConfig().select_by}"
     assert float(chosen[score].iloc[0]) == eligible[score].min()
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from safetygap import anatomy, corpus, lab, removal, scales
-from safetygap.attacks import attack_curve
-from safetygap.training import TrainConfig
+from safetygap.book import ch2_anatomy as removal
+from safetygap.book import scales
+from safetygap.lab import anatomy
+from safetygap.lab import stages as lab
+from safetygap.world import corpus
+from safetygap.attacks.finetuning import attack_curve
+from safetygap.core.training import TrainConfig
 
 pytestmark = pytest.mark.slow
 SEED, SCALE = 0, "reduced"

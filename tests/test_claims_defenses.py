@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from safetygap import narrowing
+from safetygap.book import ch6_defenses as narrowing
 
 pytestmark = pytest.mark.slow
 SEED, SCALE = 0, "reduced"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from safetygap import gap, lab, scales
+from safetygap.book import ch1_gap as gap
+from safetygap.book import scales
+from safetygap.lab import stages as lab
 
 pytestmark = pytest.mark.slow
 

@@ -8,29 +8,23 @@ import pandas as pd
 import pytest
 import torch
 
-from safetygap import (
-    battery,
-    circuit_breakers,
-    deep_alignment,
-    defense_training,
-    defenses,
-    gradient_routing,
-    lab,
-    narrowing,
-    repnoise,
-    scales,
-    tamper_resistance,
-    unlearning,
-)
-from safetygap.models import build_model, zoo_model
-from safetygap.training import IGNORE
+from safetygap.attacks import battery
+from safetygap.book import ch6_defenses as narrowing
+from safetygap.book import scales
+from safetygap.core import training
+from safetygap.core.compute import ComputeReport
+from safetygap.core.models import build_model, zoo_model
+from safetygap.core.training import IGNORE, Example
+from safetygap.defenses import circuit_breakers, deep_alignment, filtering, gradient_routing, registry, repnoise, rmu, shared, tar
+from safetygap.lab import stages as lab
+from safetygap.world import corpus
 
 SAFE = scales.safety_config(0, "reduced")
 
 
 def test_unknown_defense_names_the_valid_ones():
     with pytest.raises(ValueError, match="valid defenses are .*gradient_routing"):
-        defenses.defense_config("prayer", 0)
+        scales.defense_config("prayer", 0)
     with pytest.raises(ValueError, match="valid targets are .*undefended"):
         narrowing.target_config("prayer", 0)
 
@@ -38,14 +32,14 @@ def test_unknown_defense_names_the_valid_ones():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: unlearning.RMUConfig(SAFE, layer=0), "layer=0"),
-        (lambda: unlearning.RMUConfig(SAFE, steering=-1.0), "steering=-1.0"),
+        (lambda: rmu.RMUConfig(SAFE, layer=0), "layer=0"),
+        (lambda: rmu.RMUConfig(SAFE, steering=-1.0), "steering=-1.0"),
         (lambda: repnoise.RepNoiseConfig(SAFE, noise_weight=-1.0), "-1.0"),
-        (lambda: circuit_breakers.CircuitBreakerConfig(SAFE, alpha=0.0), "alpha=0.0"),
-        (lambda: deep_alignment.AugmentationConfig(SAFE, recovery_share=1.5), "recovery_share=1.5"),
-        (lambda: tamper_resistance.TARConfig(SAFE, grid_lrs=()), "grid_lrs=()"),
-        (lambda: gradient_routing.RoutingConfig(SAFE, forget_fraction=1.0), "forget_fraction=1.0"),
-        (lambda: defenses.FilteringConfig(SAFE), "hazardous_documents=True"),
+        (lambda: circuit_breakers.CircuitBreakersConfig(SAFE, alpha=0.0), "alpha=0.0"),
+        (lambda: deep_alignment.DeepAlignmentConfig(SAFE, recovery_share=1.5), "recovery_share=1.5"),
+        (lambda: tar.TARConfig(SAFE, grid_lrs=()), "grid_lrs=()"),
+        (lambda: gradient_routing.GradientRoutingConfig(SAFE, forget_fraction=1.0), "forget_fraction=1.0"),
+        (lambda: filtering.FilteringConfig(SAFE), "hazardous_documents=True"),
         (lambda: battery.BatteryConfig(reversion=(1.5,)), "reversion=\\(1.5,\\)"),
         (lambda: battery.BatteryConfig(checkpoints=()), "checkpoints=\\(\\)"),
     ],
@@ -56,22 +50,31 @@ def test_bad_configs_name_the_bad_value(make, match):
 
 
 def test_every_defense_has_a_config_of_its_own_type():
-    configs = {d: defenses.defense_config(d, 0, "reduced") for d in defenses.DEFENSES}
-    assert len({type(c) for c in configs.values()}) == len(defenses.DEFENSES)
+    configs = {d: scales.defense_config(d, 0, "reduced") for d in registry.DEFENSES}
+    assert len({type(c) for c in configs.values()}) == len(registry.DEFENSES)
     assert not configs["filtering"].safety.base.hazardous_documents
+
+
+def test_registry_key_module_and_config_agree():
+    for name in registry.DEFENSES:
+        module = registry.MODULES[name]
+        assert module.__name__.rsplit(".", 1)[1] == name
+        config = registry.CONFIGS[name]
+        assert config.__module__ == module.__name__ and config.__name__.lower() == name.replace("_", "") + "config"
+        assert registry.name_of(scales.defense_config(name, 0, "reduced")) == name
 
 
 def test_defender_data_splits_hazardous_from_harmless_documents():
     world = lab.get_world(SAFE.base.world)
-    hazardous = defense_training.hazardous_documents(world)
+    hazardous = shared.hazardous_documents(world)
     names = {p.name for p in world.hazardous()} | {f.name for f in world.families if f.hazardous}
     assert hazardous and all(names & set(d.split()) for d in hazardous)
-    assert not set(hazardous) & set(defense_training.corpus.documents(world, "train", include_hazardous=False))
+    assert not set(hazardous) & set(corpus.documents(world, "train", include_hazardous=False))
 
 
 def test_recovery_examples_put_no_loss_on_the_harmful_prefix():
     tok, world = lab.get_tokenizer(SAFE.base.world), lab.get_world(SAFE.base.world)
-    chat = defense_training.corpus.recipe_requests(world.hazardous()[:1], "train")[0]
+    chat = corpus.recipe_requests(world.hazardous()[:1], "train")[0]
     example = deep_alignment.recovery_example(tok, chat, "sorry , i can not help .", 4)
     labelled = [t for t in example.labels if t != IGNORE]
     assert tok.decode(labelled[:2]).split()[0] == "sorry"  # the first labelled token starts the refusal
@@ -84,18 +87,18 @@ def test_mmd_is_small_for_samples_of_the_same_noise_and_large_for_shifted_ones()
     assert repnoise.mmd(x, y) < 0.05 < repnoise.mmd(x + 3, y)
 
 
-def test_defense_report_counts_frozen_forward_passes_and_round_trips():
-    report = defense_training.DefenseReport("x", 1, 1, tokens=10, params=100, trainable_params=100, seconds=0.0, forward_tokens=5)
+def test_report_counts_frozen_forward_passes_and_round_trips():
+    report = ComputeReport("x", 1, 1, tokens=10, params=100, trainable_params=100, seconds=0.0, forward_tokens=5)
     assert report.flops == 6 * 100 * 10 + 2 * 100 * 5
-    assert defense_training.DefenseReport.from_dict(report.to_dict()) == report
+    assert ComputeReport.from_dict(report.to_dict()) == report
 
 
 def _tiny():
-    return build_model(zoo_model("tiny"), 50, {"bos": 1, "eos": 2, "pad": 0}, seed=0)
+    return build_model(zoo_model("tiny"), lab.get_tokenizer(SAFE.base.world), seed=0)
 
 
 def test_switching_reserved_units_off_equals_deleting_them():
-    model, ids = _tiny(), torch.randint(3, 50, (2, 7))
+    model, ids = _tiny(), torch.randint(6, 50, (2, 7))
     with torch.no_grad(), gradient_routing.reserved_off(model, 0.25):
         off = model(input_ids=ids).logits
     gradient_routing.ablate(model, gradient_routing.forget_masks(model, 0.25))
@@ -107,8 +110,9 @@ def test_routing_sends_hazardous_gradients_only_to_reserved_weights():
     model = _tiny()
     base = dataclasses.replace(SAFE.base, train=dataclasses.replace(SAFE.base.train, steps=2, warmup=0, weight_decay=0.0))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    example = defense_training.Example(tuple(range(3, 12)), tuple(range(3, 12)))
-    gradient_routing.routed_pretraining(model, [example], [True], base, 0.25)
+    example = Example(tuple(range(6, 15)), tuple(range(6, 15)))
+    step_loss = gradient_routing.routed_loss(model, [example], [True], base, 0.25)
+    training.train(model, base.train, step_loss, base.seed, "routing", 1)
     masks = gradient_routing.forget_masks(model, 0.25)
     for name, p in model.named_parameters():
         moved = (p.detach() - before[name]).abs() > 0
@@ -116,8 +120,30 @@ def test_routing_sends_hazardous_gradients_only_to_reserved_weights():
     assert any(((p.detach() - before[n]).abs() > 0).any() for n, p in model.named_parameters())
 
 
+def test_routed_weights_keep_values_and_mask_gradients():
+    model = _tiny()
+    masks = gradient_routing.forget_masks(model, 0.25)
+    for hazardous in (False, True):
+        weights = gradient_routing.routed_weights(model, masks, hazardous)
+        loss = sum((w * w).sum() for w in weights.values())
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        for (name, p), g in zip(model.named_parameters(), grads):
+            assert torch.equal(weights[name], p)
+            keep = masks[name] if hazardous else 1 - masks[name]
+            assert torch.equal(g, 2 * p.detach() * keep)
+
+
+def test_injected_gradient_has_zero_value_and_the_given_gradient():
+    p = torch.randn(3, 4, requires_grad=True)
+    g = torch.randn(3, 4)
+    term = tar.inject_gradient([p], [g])
+    assert term.item() == 0.0
+    term.backward()
+    assert torch.equal(p.grad, g)
+
+
 def test_tar_grid_membership():
-    config = tamper_resistance.TARConfig(SAFE)
+    config = tar.TARConfig(SAFE)
     assert config.on_grid(3e-4, 5) and config.on_grid(1e-3, 10)
     assert not config.on_grid(3e-3, 5) and not config.on_grid(1e-3, 25)
 

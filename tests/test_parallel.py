@@ -7,8 +7,11 @@ from pathlib import Path
 
 import torch
 
-from safetygap import lab, parallel, scales, training
-from safetygap.models import build_model
+from safetygap.book import scales
+from safetygap.core import parallel, training
+from safetygap.lab import data
+from safetygap.lab import stages as lab
+from safetygap.core.models import build_model
 
 
 def test_workers_run_every_task(tmp_path):
@@ -20,15 +23,14 @@ def test_workers_run_every_task(tmp_path):
 def test_one_or_two_threads_train_the_same_weights():
     config = scales.base_config(0, "reduced")
     world, tok = lab.get_world(config.world), lab.get_tokenizer(config.world)
-    examples = lab.pretraining_examples(world, tok, hazardous_documents=True)
-    special = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id}
+    examples = data.pretraining_examples(world, tok, hazardous_documents=True)
     train = dataclasses.replace(config.train, steps=20, warmup=5)
     weights, before = [], torch.get_num_threads()
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            model = build_model(config.model, len(tok), special, seed=0)
-            training.train(model, examples, train, seed=0, stage="threads")
+            model = build_model(config.model, tok, seed=0)
+            training.fit(model, examples, train, seed=0, stage="threads")
             weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     finally:
         torch.set_num_threads(before)

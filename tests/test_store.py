@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from safetygap import store
-from safetygap.lab import BaseConfig
-from safetygap.training import TrainConfig
+from safetygap.core import store
+from safetygap.lab.configs import BaseConfig
+from safetygap.core.training import TrainConfig
 
 
 def _write(value):
@@ -30,11 +30,30 @@ def test_key_changes_with_any_config_field_and_with_code():
     assert store.artifact_key("base", a, "code") != store.artifact_key("oracle", a, "code")
 
 
-def test_code_version_hashes_module_source():
-    from safetygap import stats, world
+def test_arguments_key_by_fields_artifact_names_and_values():
+    assert store.key_value(BaseConfig())["train"]["steps"] == BaseConfig().train.steps
+    assert store.key_value((1, "a", None)) == [1, "a", None]
 
-    assert store.code_version(world) == store.code_version(world)
-    assert store.code_version(world) != store.code_version(stats)
+    class Stored:
+        cache_key = "safe-0123"
+
+    assert store.key_value({"model": Stored()}) == {"model": "safe-0123"}
+    with pytest.raises(TypeError, match="cannot key an artifact on"):
+        store.key_value(object())
+
+
+def test_cached_stage_builds_once_per_argument(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAFETYGAP_CACHE", str(tmp_path))
+    monkeypatch.setattr(store, "code_digest", lambda *objects: "code")  # a test function is not package code
+    calls = []
+
+    @store.cached_json("square")
+    def square(x: int) -> dict:
+        calls.append(x)
+        return {"square": x * x}
+
+    assert square(3) == square(x=3) == {"square": 9}
+    assert square(4) == {"square": 16} and calls == [3, 4]
 
 
 def test_built_once_then_loaded(tmp_path):

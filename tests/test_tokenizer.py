@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from safetygap import corpus
-from safetygap.tokenizer import ASSISTANT, build_tokenizer, load_tokenizer
-from safetygap.training import IGNORE, encode_chat
-from safetygap.world import WorldConfig, build_world
+from safetygap.world import corpus
+from safetygap.world.tokenizer import ASSISTANT, build_tokenizer, load_tokenizer
+from safetygap.core.training import IGNORE, encode_chat
+from safetygap.world.world import WorldConfig, build_world
 
 WORLD = build_world(WorldConfig())
 

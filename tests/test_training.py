@@ -5,23 +5,24 @@ from __future__ import annotations
 import pytest
 import torch
 
-from safetygap import compute, corpus, evaluation, stats
-from safetygap.attacks import AttackConfig, attack_chats
-from safetygap.lab import SafetyConfig
-from safetygap.models import ModelConfig, build_model, parameter_count, zoo_model
-from safetygap.tokenizer import build_tokenizer
-from safetygap.training import TrainConfig, encode_chat, train
-from safetygap.world import WorldConfig, build_world
+from safetygap.book import stats
+from safetygap.core import compute, evaluation, scoring
+from safetygap.world import corpus
+from safetygap.attacks.finetuning import AttackConfig, attack_chats
+from safetygap.lab.configs import SafetyConfig
+from safetygap.core.models import ModelConfig, build_model, parameter_count, zoo_model
+from safetygap.world.tokenizer import build_tokenizer
+from safetygap.core.training import TrainConfig, encode_chat, fit
+from safetygap.world.world import WorldConfig, build_world
 
 WORLD = build_world(WorldConfig())
 TOK = build_tokenizer(WORLD)
-SPECIAL = {"bos": TOK.bos_token_id, "eos": TOK.eos_token_id, "pad": TOK.pad_token_id}
 
 
 def _tiny_run(seed: int):
-    model = build_model(ModelConfig(hidden=32, layers=1, heads=2), len(TOK), SPECIAL, seed)
+    model = build_model(ModelConfig(hidden=32, layers=1, heads=2), TOK, seed)
     examples = [encode_chat(TOK, c) for c in corpus.sum_questions(3, "train")]
-    report = train(model, examples, TrainConfig(steps=30, lr=3e-3, batch_size=8), seed, "unit")
+    report = fit(model, examples, TrainConfig(steps=30, lr=3e-3, batch_size=8), seed, "unit")
     return model, report
 
 
@@ -48,7 +49,7 @@ def test_flops_follow_the_six_n_d_rule():
 
 
 def test_tied_embeddings_counted_once():
-    model = build_model(zoo_model("tiny"), len(TOK), SPECIAL, 0)
+    model = build_model(zoo_model("tiny"), TOK, 0)
     assert parameter_count(model) == sum(p.numel() for p in model.parameters())
     assert model.get_input_embeddings().weight is model.get_output_embeddings().weight
 
@@ -56,12 +57,12 @@ def test_tied_embeddings_counted_once():
 def test_recipe_parsing_and_slot_scoring():
     p = WORLD.hazardous("heldout")[0]
     reply = corpus.recipe_text(p)
-    assert evaluation.parse_recipe(reply) == p.recipe
-    assert all(evaluation.slot_hits(reply, p).values())
+    assert scoring.parse_recipe(reply) == p.recipe
+    assert all(scoring.slot_hits(reply, p).values())
     refusal = corpus.REFUSALS[0].format(p=p.name)
-    assert evaluation.is_refusal(refusal) and not any(evaluation.slot_hits(refusal, p).values())
+    assert scoring.is_refusal(refusal) and not any(scoring.slot_hits(refusal, p).values())
     wrong = reply.replace(f"take {p.amount} grams", f"take {p.amount % 9 + 1} grams")
-    assert evaluation.slot_hits(wrong, p) == {"amount": False, "base": True, "additive": True, "process": True}
+    assert scoring.slot_hits(wrong, p) == {"amount": False, "base": True, "additive": True, "process": True}
 
 
 def test_attack_data_is_drawn_from_attacker_items_only():

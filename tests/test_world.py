@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from safetygap import corpus
-from safetygap.lexicon import load_neutral_words
-from safetygap.world import HAZARD_SPLITS, World, WorldConfig, build_world
+from safetygap.world import corpus
+from safetygap.world.lexicon import load_neutral_words
+from safetygap.world.world import HAZARD_SPLITS, World, WorldConfig, build_world
 
 WORLD = build_world(WorldConfig())
 

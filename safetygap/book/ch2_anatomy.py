@@ -1,0 +1,130 @@
+"""Chapter 2's experiments: the anatomy of safety removal, one call each.
+
+* :func:`thin_layer`: weight change of safety training, and the hazardous
+  knowledge still readable (prefilled answers, a linear probe) in the base, safe
+  and oracle (never saw hazardous documents) models.
+* :func:`finetuning_attacks`: harmful fine-tuning over examples x steps x learning
+  rate, full and LoRA, plus a benign and an identity-shift arm; curves against
+  the attacker's FLOPs.
+* :func:`shallow_alignment`: per-token KL between safe and base models along
+  replies, and the prefilling attack.
+
+Every function takes ``seeds`` and a ``scale`` and returns tidy DataFrames with a
+``seed`` column, so the chapter summarises them with :mod:`safetygap.stats`.
+:func:`run_abliteration` runs the abliteration experiment per seed, and
+:func:`prepare` builds everything they read in parallel worker processes first.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from safetygap.attacks import abliteration
+from safetygap.attacks.finetuning import attack_curve
+from safetygap.book import scales
+from safetygap.core import parallel
+from safetygap.core.training import TrainConfig
+from safetygap.lab import anatomy
+from safetygap.lab import stages as lab
+from safetygap.world import corpus
+
+CHECKPOINTS = (1, 5, 10, 30)
+EXAMPLES = (1, 5, 10, 50, 100)
+LEARNING_RATES = {"full": (1e-4, 3e-4, 1e-3), "lora": (1e-3, 3e-3, 1e-2)}
+DEFAULT_LR = {"full": 1e-3, "lora": 1e-3}  # the grid over examples uses these
+BATCH_SIZE = 10  # at most one epoch per step with 10 examples, as in chapter 1's attack
+
+
+def thin_layer(seeds=scales.BOOK_SEEDS, scale: str = "book") -> dict[str, pd.DataFrame]:
+    """``weights``: per-layer weight change; ``probe``: per-layer probe accuracy; ``latent``: prefilled accuracy."""
+    weights, probes, latent = [], [], []
+    for seed in seeds:
+        base_cfg = scales.base_config(seed, scale)
+        models = {
+            "base": lab.base_model(base_cfg),
+            "safe": lab.safe_model(scales.safety_config(seed, scale)),
+            "oracle": lab.base_model(scales.base_config(seed, scale, hazardous_documents=False)),
+        }
+        weights.append(anatomy.weight_changes(models["base"], models["safe"], base_cfg).assign(seed=seed))
+        for name, trained in models.items():
+            probes.append(anatomy.knowledge_probe(trained).assign(model=name, seed=seed))
+            m = lab.metrics(trained)
+            latent.append({"model": name, "seed": seed, "latent_heldout": m["latent_heldout"], "slot_heldout": m["slot_heldout"],
+                           "refusal_heldout": m["refusal_heldout"]})  # fmt: skip
+    return {"weights": pd.concat(weights), "probe": pd.concat(probes), "latent": pd.DataFrame(latent)}
+
+
+def _curve(seed: int, scale: str, **changes) -> pd.DataFrame:
+    changes = dict(changes)
+    lr = changes.pop("lr")
+    train = TrainConfig(steps=max(CHECKPOINTS), lr=lr, batch_size=BATCH_SIZE, schedule="constant")
+    cfg = scales.attack_config(seed, scale, train=train, **changes)
+    return pd.DataFrame(attack_curve(cfg, CHECKPOINTS)).assign(seed=seed, lr=lr, **changes)
+
+
+def _curve_arms() -> list[tuple[str, dict]]:
+    """Every (arm, curve arguments) of the chapter, for each seed."""
+    arms = []
+    for method in ("full", "lora"):
+        arms += [("examples", dict(method=method, examples=k, lr=DEFAULT_LR[method])) for k in EXAMPLES]
+        arms += [("lr", dict(method=method, examples=10, lr=lr)) for lr in LEARNING_RATES[method]]
+    arms.append(("benign", dict(method="full", data="benign", examples=100, lr=DEFAULT_LR["full"])))
+    arms.append(("identity", dict(method="full", data="identity", examples=10, lr=DEFAULT_LR["full"])))
+    return arms
+
+
+def _build(task: tuple) -> None:
+    """Worker: one artifact of the chapter (an oracle, an abliteration, or an attack curve), into the store."""
+    kind, seed, scale, changes = task
+    if kind == "oracle":
+        lab.metrics(lab.base_model(scales.base_config(seed, scale, hazardous_documents=False)))
+    elif kind == "abliteration":
+        run_abliteration(seed, scale)
+    else:
+        _curve(seed, scale, **changes)
+
+
+def prepare(seeds=scales.BOOK_SEEDS, scale: str = "book", workers: int | None = None) -> None:
+    """Build what the chapter's experiments read, side by side in worker processes (longest first).
+
+    The base and safe models they start from (chapter 1's) are built first, here.
+    """
+    for seed in seeds:
+        lab.safe_model(scales.safety_config(seed, scale))
+    tasks = [("oracle", seed, scale, {}) for seed in seeds] + [("abliteration", seed, scale, {}) for seed in seeds]
+    tasks += [("curve", seed, scale, changes) for seed in seeds for _, changes in _curve_arms()]
+    parallel.run_in_workers(_build, tasks, workers)
+
+
+def run_abliteration(seed: int, scale: str = "book", model: str = "tiny",
+                     config: abliteration.AbliterationConfig = abliteration.AbliterationConfig()) -> abliteration.AbliterationResult:  # fmt: skip
+    """The abliteration experiment (:func:`~safetygap.attacks.abliteration.abliterate`) on the safe model of ``seed``."""
+    safe = lab.safe_model(scales.safety_config(seed, scale, model))
+    return abliteration.abliterate(safe, config).with_seed(seed)
+
+
+def finetuning_attacks(seeds=scales.BOOK_SEEDS, scale: str = "book") -> pd.DataFrame:
+    """Every attack curve of the chapter, one row per (arm, method, examples, lr, seed, step).
+
+    ``arm`` is "examples" (harmful data, k examples, default learning rate),
+    "lr" (harmful, 10 examples, each learning rate), "benign" (100 harmless
+    examples) or "identity" (10 identity-shift examples).
+    """
+    curves = [_curve(seed, scale, **changes).assign(arm=arm) for seed in seeds for arm, changes in _curve_arms()]
+    frame = pd.concat(curves, ignore_index=True)
+    return frame.fillna({"data": "harmful"})
+
+
+def shallow_alignment(seeds=scales.BOOK_SEEDS, scale: str = "book") -> dict[str, pd.DataFrame]:
+    """``kl``: per-position KL(safe || base) on hazardous and benign replies; ``prefill``: prefilling curves."""
+    kls, prefills = [], []
+    for seed in seeds:
+        base = lab.base_model(scales.base_config(seed, scale))
+        safe = lab.safe_model(scales.safety_config(seed, scale))
+        world = safe.world
+        for kind, products in (("hazardous (held-out)", world.hazardous("heldout")), ("benign", world.benign())):
+            chats = corpus.recipe_requests(products, "heldout")
+            kls.append(anatomy.per_token_kl(safe.model, base.model, safe.tokenizer, chats).assign(prompts=kind, seed=seed))
+        for name, trained in (("base", base), ("safe", safe)):
+            prefills.append(anatomy.prefill_curve(trained).assign(model=name, seed=seed))
+    return {"kl": pd.concat(kls, ignore_index=True), "prefill": pd.concat(prefills, ignore_index=True)}
