@@ -3,9 +3,9 @@
 
 The benchmark reproduces a first-time build as closely as one script can:
 
-1. ``git clone`` the current HEAD of the repository this script lives in into a
-   temporary directory (uncommitted changes are *not* included; the JSON says
-   whether there were any);
+1. ``git clone`` the current HEAD (or ``--commit REV``) of the repository this
+   script lives in into a temporary directory (uncommitted changes are *not*
+   included; the JSON says whether there were any);
 2. unless ``--reuse-venv`` is given, time ``make venv`` there (a full install
    from the pinned requirements; pip's own download cache still applies);
 3. time ``make book`` with an empty artifact cache (``SAFETYGAP_CACHE`` points
@@ -260,6 +260,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
              "fresh one; the install step is then not timed",
     )
     parser.add_argument(
+        "--commit", default="HEAD",
+        help="the commit to build (default: HEAD); compare two commits back to back on one machine",
+    )
+    parser.add_argument(
         "--cores", type=int, default=2,
         help="build on at most this many CPU cores (default: 2)",
     )
@@ -289,7 +293,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
 
-    commit = git("rev-parse", "HEAD")
+    commit = git("rev-parse", args.commit)
     dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     if dirty:
         print("warning: uncommitted changes are not part of the benchmark "
