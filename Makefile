@@ -42,7 +42,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 # -W: warnings are errors; -n: nitpicky cross-references;
 # --keep-going: report every warning before failing.
 book: venv  ## Execute every chapter and build the HTML book in _build/html
-	$(BIN)/python -m safetygap.bookstate
+	$(BIN)/python -m safetygap.book.bookstate
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 test: venv  ## Run the test suite (unit and reduced-size end-to-end tests)
