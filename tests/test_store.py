@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import time
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def test_built_once_then_loaded(tmp_path):
     second = store.get_or_build("x", {"a": 1}, "c", build, root=tmp_path)
     assert first == second and len(calls) == 1
     manifest = json.loads((first / store.MANIFEST).read_text())
-    assert set(manifest["files"]) == {"value.json"}
+    assert set(manifest["files"]) == {"value.json", store.BUILD_RECORD}
 
 
 def test_truncated_file_is_detected_and_rebuilt(tmp_path):
@@ -104,7 +105,9 @@ def test_pickle_files_are_refused(tmp_path):
         store.get_or_build("x", {"a": 4}, "c", pickles, root=tmp_path)
 
 
-def _slow_builder(root: str, log: str) -> None:
+def _slow_builder(root: str, log: str, lock: bool = True) -> None:
+    os.environ["SAFETYGAP_STORE_LOCK"] = "1" if lock else "0"
+
     def build(tmp: Path) -> None:
         with open(log, "a") as f:
             f.write("built\n")
@@ -127,3 +130,25 @@ def test_two_processes_building_the_same_artifact_do_not_corrupt_it(tmp_path):
     assert log.read_text().count("built") == 1
     (artifact,) = [p for p in (tmp_path / "root").iterdir() if p.is_dir()]
     assert json.loads((artifact / "big.json").read_text())[-1] == 49_999
+
+
+def test_two_writers_without_a_lock_both_succeed_and_the_first_copy_stands(tmp_path):
+    """As on a shared filesystem whose locks do not work: both build, one publishes, neither fails."""
+    log = tmp_path / "log.txt"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_slow_builder, args=(str(tmp_path / "root"), str(log), False)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert log.read_text().count("built") == 2  # no lock: both did the work
+    (artifact,) = [p for p in (tmp_path / "root").iterdir() if p.is_dir()]
+    store.verify(artifact)
+    assert json.loads((artifact / "big.json").read_text())[-1] == 49_999
+
+
+def test_every_build_records_its_time(tmp_path):
+    path = store.get_or_build("x", {"a": 9}, "c", _write(9), root=tmp_path)
+    record = store.read_json(path / store.BUILD_RECORD)
+    assert record["stage"] == "x" and 0 <= record["own_seconds"] <= record["seconds"]

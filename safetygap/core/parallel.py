@@ -1,57 +1,82 @@
-"""Building independent artifacts side by side, one torch thread each.
+"""Building independent artifacts side by side: Dask distributed, on this machine or on a cluster.
+
+A chapter's runner hands a list of independent jobs (one seed's models, one
+defense and its battery) to :func:`run_in_workers`. The jobs run on a Dask
+cluster (`Dask distributed <https://distributed.dask.org>`_): by default a
+local one, started for the call, with single-threaded worker processes on this
+machine; when ``$SAFETYGAP_SCHEDULER`` names a running scheduler
+(``tcp://host:8786``), on that cluster instead, whose workers must see the same
+artifact store (``$SAFETYGAP_CACHE`` on a shared filesystem) and the same
+``safetygap`` package. Dask rather than Ray: it is pure Python and small, it
+starts a local cluster in a second, and the same code submits to a scheduler
+anyone can start with ``dask scheduler`` / ``dask worker``.
+
+Jobs communicate only through the artifact store: each builds what it needs
+(the store's atomic, first-writer-wins publishing makes two workers building
+the same artifact safe) and returns nothing.
 
 On a small CPU, a tiny model's training is dominated by per-operation overhead,
 so two single-threaded trainings in two processes finish sooner than the same
 two run one after the other with two threads each (on 2 cores, about 1.5 times
-sooner). Three single-threaded processes on 2 cores train as fast in total as
-two, so we start a few more workers than there are cores: three seeds then run
+sooner). Three single-threaded workers on 2 cores train as fast in total as
+two, so a local cluster has a few more workers than cores: three seeds then run
 side by side instead of two and then one alone. The thread count does not
-change the result (``tests/test_parallel.py`` checks that training with one
-or two threads gives the same weights), so an artifact has the same bytes
-whether a worker or the notebook itself built it.
+change the result (``tests/test_parallel.py`` checks that training with one or
+two threads gives the same weights), so an artifact has the same bytes whether
+a worker or the notebook itself built it.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from typing import Callable, Iterable
 
 import torch
+from dask.distributed import Client, LocalCluster
 from transformers.utils import logging as hf_logging
 
 from safetygap.core.training import show_progress
 
-MIN_WORKERS = 3  # more workers than cores: the same throughput, and the last tasks do not wait for one core
-MAX_WORKERS = 4  # each worker holds a copy of the libraries and a model (~0.5 GB): DESIGN caps memory at 4 GB
+SCHEDULER_ENV = "SAFETYGAP_SCHEDULER"  # address of a running Dask scheduler; unset: a local cluster
+MIN_WORKERS = 3  # more workers than cores: the same throughput, and the last jobs do not wait for one core
+MAX_WORKERS = 4  # each worker holds a copy of the libraries and a model (~0.5 GB): the book's memory budget is 4 GB
 
 
-def _start_worker() -> None:
-    """Each worker: one torch thread; no progress bars when the caller asked for none."""
+def local_workers(tasks: int, workers: int | None = None) -> int:
+    """Workers of a local cluster: as many as cores, at least :data:`MIN_WORKERS`, at most :data:`MAX_WORKERS`
+    (or ``workers`` if given), and never more than ``tasks``."""
+    workers = workers or min(max(len(os.sched_getaffinity(0)), MIN_WORKERS), MAX_WORKERS)
+    return max(1, min(workers, tasks))
+
+
+def in_worker(function: Callable, task) -> None:
+    """Run one job in a worker: one torch thread, progress bars as the caller asked."""
     torch.set_num_threads(1)
     if not show_progress():
         hf_logging.disable_progress_bar()
+    function(task)
 
 
 def run_in_workers(function: Callable, tasks: Iterable, workers: int | None = None) -> None:
-    """Call ``function(task)`` for every task in worker processes.
+    """Call ``function(task)`` for every task, side by side, and wait for all of them.
 
-    There are as many workers as cores, at least :data:`MIN_WORKERS` and at most
-    :data:`MAX_WORKERS` (or ``workers`` if given), and never more than tasks.
-
-    ``function`` must be importable (a module-level function of the package) and
-    should store what it builds: return values are discarded. Workers are
-    spawned, not forked, so they start clean of the caller's threads and
-    state, and each uses one torch thread. With one core or one task, the
-    calls run here instead.
+    ``function`` must be importable (a module-level function of the package)
+    and should store what it builds: return values are discarded. An error in
+    any job is raised here. Without ``$SAFETYGAP_SCHEDULER``, a local cluster of
+    :func:`local_workers` processes runs the jobs (with one worker or one job,
+    they run here instead).
     """
     tasks = list(tasks)
-    workers = workers or min(max(len(os.sched_getaffinity(0)), MIN_WORKERS), MAX_WORKERS)
-    workers = max(1, min(workers, len(tasks)))
-    if workers == 1:
+    address = os.environ.get(SCHEDULER_ENV)
+    if address:
+        with Client(address) as client:
+            client.gather(client.map(in_worker, [function] * len(tasks), tasks, pure=False))
+        return
+    n = local_workers(len(tasks), workers)
+    if n == 1:
         for task in tasks:
             function(task)
         return
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker) as pool:
-        list(pool.map(function, tasks))
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            client.gather(client.map(in_worker, [function] * len(tasks), tasks, pure=False))

@@ -12,14 +12,17 @@ rebuilt.
 
 Writes are atomic: the artifact is built in a temporary directory next to its
 final place, a ``manifest.json`` with the SHA-256 of every file is written
-last, and the directory is renamed into place. A file lock makes concurrent
-builders of one artifact wait for each other instead of racing. On every load
+last, and the directory is renamed into place; if another writer got there
+first, its copy stands. So concurrent builders of one artifact, on one machine
+or on a cluster sharing the store, never corrupt it; a file lock makes those on
+one machine wait for each other instead of building it twice. On every load
 the manifest is checked; a missing or corrupt artifact is deleted and rebuilt.
 Only safetensors and JSON are ever written or read (never pickle).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -28,14 +31,18 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
 from filelock import FileLock
 
+from safetygap.core import timing
 from safetygap.core.codehash import code_digest
 
 MANIFEST = "manifest.json"
+BUILD_RECORD = "build.json"  # how long the build took, and of that how much was its own work, by kind
 ALLOWED_SUFFIXES = (".safetensors", ".json", ".jinja", ".txt")
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / ".cache"
 
@@ -106,30 +113,49 @@ def verify(directory: Path) -> None:
             raise CorruptArtifact(f"{directory}: {name} is missing or does not match its checksum")
 
 
+def locking() -> bool:
+    """Whether builders take a file lock (``$SAFETYGAP_STORE_LOCK``, default on). The lock only saves duplicate
+    work; correctness never depends on it, so it can be turned off where a shared filesystem's locks hang."""
+    return os.environ.get("SAFETYGAP_STORE_LOCK", "1") != "0"
+
+
 def get_or_build(stage: str, config: Any, code: str, build: Callable[[Path], None], root: Path | None = None) -> Path:
     """The directory of the artifact for ``(stage, config, code)``, built by ``build(tmpdir)`` if needed.
 
     ``build`` writes the artifact's files into the directory it is given. The
-    returned directory has been verified against its manifest.
+    returned directory has been verified against its manifest. Publishing is
+    an atomic rename and the first writer wins: a builder that finds the
+    artifact already published by another (on another machine of a cluster,
+    say) discards its own copy.
     """
     root = cache_root() if root is None else root
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{stage}-{artifact_key(stage, config, code)}"
-    with FileLock(str(final) + ".lock"):
+    with FileLock(str(final) + ".lock") if locking() else contextlib.nullcontext():
         if final.exists():
             try:
                 verify(final)
                 return final
             except CorruptArtifact:
-                shutil.rmtree(final)
+                shutil.rmtree(final, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
         try:
-            build(tmp)
+            record_build(stage, build, tmp)
             write_manifest(tmp, stage, config)
-            os.replace(tmp, final)
+            publish(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    verify(final)
     return final
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final`` atomically; if another writer published ``final`` first, keep theirs."""
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if not (final / MANIFEST).exists():
+            raise
 
 
 def cached(stage: str, save: Callable[[Any, Path], None], load: Callable[[Path], Any]) -> Callable:
@@ -176,6 +202,27 @@ def load_json(directory: Path) -> Any:
 def cached_json(stage: str) -> Callable:
     """:func:`cached` for a stage whose result is JSON."""
     return cached(stage, save_json, load_json)
+
+
+_building: list[defaultdict[str, float]] = []  # builds in progress in this process: what their children took
+
+
+def record_build(stage: str, build: Callable[[Path], None], tmp: Path) -> None:
+    """Run ``build(tmp)`` and write :data:`BUILD_RECORD`: its wall seconds, and its *own* seconds and
+    seconds of each kind of work (:mod:`~safetygap.core.timing`), without those of stages it built inside."""
+    before, start = timing.snapshot(), time.perf_counter()
+    _building.append(defaultdict(float))
+    try:
+        build(tmp)
+    finally:
+        children = _building.pop()
+    seconds, work = time.perf_counter() - start, timing.since(before)
+    if _building:
+        _building[-1]["seconds"] += seconds
+        for kind, spent in work.items():
+            _building[-1][kind] += spent
+    own = {kind: spent - children[kind] for kind, spent in work.items()}
+    write_json(tmp / BUILD_RECORD, {"stage": stage, "seconds": seconds, "own_seconds": seconds - children["seconds"], "own": own})
 
 
 def write_json(path: Path, value: Any) -> None:
