@@ -9,8 +9,6 @@ from safetygap.book import scales
 from safetygap.lab import anatomy
 from safetygap.lab import stages as lab
 from safetygap.world import corpus
-from safetygap.attacks.finetuning import attack_curve
-from safetygap.core.training import TrainConfig
 
 pytestmark = pytest.mark.slow
 SEED, SCALE = 0, "reduced"
@@ -26,9 +24,7 @@ def models():
 
 
 def curve(method: str, examples: int, lr: float, **changes):
-    train = TrainConfig(steps=1, lr=lr, batch_size=10, schedule="constant")
-    cfg = scales.attack_config(SEED, SCALE, method=method, examples=examples, train=train, **changes)
-    return attack_curve(cfg, removal.CHECKPOINTS).set_index("step")
+    return removal.curve(SEED, SCALE, method=method, examples=examples, lr=lr, **changes).set_index("step")
 
 
 def test_safety_training_moves_each_block_less_than_pretraining(models):

@@ -54,7 +54,9 @@ def thin_layer(seeds=scales.BOOK_SEEDS, scale: str = "book") -> dict[str, pd.Dat
     return {"weights": pd.concat(weights), "probe": pd.concat(probes), "latent": pd.DataFrame(latent)}
 
 
-def _curve(seed: int, scale: str, **changes) -> pd.DataFrame:
+def curve(seed: int, scale: str, **changes) -> pd.DataFrame:
+    """One attack curve of the chapter (:func:`~safetygap.attacks.finetuning.attack_curve` at :data:`CHECKPOINTS`),
+    with the attack's fields and ``lr`` changed by keyword, as a table with ``seed`` and the changes as columns."""
     changes = dict(changes)
     lr = changes.pop("lr")
     train = TrainConfig(steps=max(CHECKPOINTS), lr=lr, batch_size=BATCH_SIZE, schedule="constant")
@@ -81,7 +83,7 @@ def _build(task: tuple) -> None:
     elif kind == "abliteration":
         run_abliteration(seed, scale)
     else:
-        _curve(seed, scale, **changes)
+        curve(seed, scale, **changes)
 
 
 def prepare(seeds=scales.BOOK_SEEDS, scale: str = "book", workers: int | None = None) -> None:
@@ -110,7 +112,7 @@ def finetuning_attacks(seeds=scales.BOOK_SEEDS, scale: str = "book") -> pd.DataF
     "lr" (harmful, 10 examples, each learning rate), "benign" (100 harmless
     examples) or "identity" (10 identity-shift examples).
     """
-    curves = [_curve(seed, scale, **changes).assign(arm=arm) for seed in seeds for arm, changes in _curve_arms()]
+    curves = [curve(seed, scale, **changes).assign(arm=arm) for seed in seeds for arm, changes in _curve_arms()]
     frame = pd.concat(curves, ignore_index=True)
     return frame.fillna({"data": "harmful"})
 
