@@ -10,7 +10,16 @@ The benchmark reproduces a first-time build as closely as one script can:
    from the pinned requirements; pip's own download cache still applies);
 3. time ``make book`` with an empty artifact cache (``SAFETYGAP_CACHE`` points
    into the temporary directory) and no ``_build/``: the *cold build*;
-4. time ``make book`` again with nothing changed: the *warm rebuild*.
+4. time ``make book`` again with nothing changed: the *warm rebuild*;
+5. add up the build records of every artifact of the cold build (each records
+   its own wall seconds, and how many of them were evaluation) into a
+   *breakdown by kind of work*: pretraining, safety training, defenses,
+   attacks, evaluation, and rendering (the build's wall time outside notebook
+   execution);
+6. run ``scripts/benchmark_training.py`` in the clone on the same cores: the
+   training throughput of every zoo model, its FLOP utilisation against the
+   machine's matmul rate, and the ratio to a plain-PyTorch reference loop,
+   written next to the output as ``training.json``.
 
 Builds run on at most ``--cores`` CPU cores (2 by default, the book's budget
 machine): the process tree's CPU affinity is restricted to that many of the
@@ -90,6 +99,39 @@ READ_VERSIONS = """
 import json, platform, torch
 print(json.dumps({"python": platform.python_version(), "torch": torch.__version__}))
 """
+
+
+# The kind of work each artifact stage is (see safetygap's stages); evaluation inside any stage counts as evaluation.
+KIND_OF_STAGE = {
+    "world": "world and tokenizer", "tokenizer": "world and tokenizer", "base": "pretraining",
+    "routed-base": "pretraining", "safe": "safety training", "deep-alignment": "defenses", "repnoise": "defenses",
+    "circuit-breakers": "defenses", "rmu": "defenses", "tar": "defenses", "gradient-routing": "defenses",
+    "attack": "attacks", "attack-curve": "attacks", "battery": "attacks", "abliteration": "attacks",
+    "metrics": "evaluation",
+}  # fmt: skip
+
+
+def breakdown(cache: Path, cold_seconds: float, notebooks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Seconds of the cold build by kind of work, from the artifacts' build records.
+
+    Artifact seconds are each process's own (a stage built inside another is
+    counted once, in its own kind); processes that ran side by side add up, so
+    their sum can exceed the wall time. ``rendering`` is wall time: the build
+    minus notebook execution.
+    """
+    kinds: dict[str, float] = {}
+    for record_path in sorted(cache.glob("*/build.json")):
+        record = json.loads(record_path.read_text())
+        evaluation = record["own"].get("evaluation", 0.0)
+        kind = KIND_OF_STAGE.get(record["stage"], "other")
+        kinds[kind] = kinds.get(kind, 0.0) + record["own_seconds"] - evaluation
+        kinds["evaluation"] = kinds.get("evaluation", 0.0) + evaluation
+    executing = sum(n["execution_seconds"] or 0.0 for n in notebooks)
+    return {
+        "process_seconds": {k: round(v, 1) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+        "notebook_execution_seconds": round(executing, 1),
+        "rendering_seconds": round(cold_seconds - executing, 1),
+    }
 
 
 class TreeRssPoller(threading.Thread):
@@ -356,6 +398,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         [r for r in cache_records(python, clone) if r["pk"] not in cold_pks], clone
     )
 
+    training_json = args.output.parent / "training.json"
+    log = logs / "training.log"
+    training = run_measured([str(python), "scripts/benchmark_training.py", "--output", str(training_json)],
+                            cwd=clone, env=env, log_path=log, cores=cores, poll_interval=args.poll_interval)  # fmt: skip
+    check(training, "training benchmark", log, workdir)
+
     versions = venv_json(python, READ_VERSIONS)
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -375,6 +423,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "max_child_rss_mb": cold.max_child_rss_mb,
         "warm_reexecuted_notebooks": [row["notebook"] for row in reexecuted],
         "notebooks": notebook_times(cold_records, clone),
+        "breakdown": breakdown(Path(env["SAFETYGAP_CACHE"]), cold.seconds, notebook_times(cold_records, clone)),
+        "training_benchmark": training_json.name,
     }
 
     args.output.parent.mkdir(parents=True, exist_ok=True)

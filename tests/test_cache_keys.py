@@ -97,3 +97,18 @@ def test_editing_the_scorer_rebuilds_what_it_scores_and_not_the_models(tmp_path,
     rebuilt = changed(original, digests(tmp_path, edit))
     assert {"metrics", "attack-curve", "abliteration", "battery"} <= rebuilt
     assert not rebuilt & {"world", "tokenizer", "base", "safe", "attack", "rmu", "tar"}
+
+
+def test_a_digest_does_not_depend_on_the_state_of_the_process(tmp_path):
+    """Module-level state (builds in progress, time counters) is not code: digests stay put while it changes."""
+    import inspect
+
+    from safetygap.core import codehash, store, timing
+    from safetygap.lab import stages
+
+    stage = inspect.unwrap(stages.base_model)
+    outside = codehash.code_digest(stage)
+    inside = []
+    with timing.timed("evaluation"):
+        store.record_build("probe", lambda tmp: inside.append(codehash.code_digest(stage)), tmp_path)
+    assert inside == [outside]

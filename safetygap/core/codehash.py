@@ -11,6 +11,8 @@ References are found statically, by walking the syntax tree:
 - a bare name is looked up in the closure and globals of a function, or in the defining module of a class;
 - `module.attr`, where `module` is a package module, resolves `attr` in that module: only the attributes a stage
   touches count, never the whole module;
+- module-level constants count by value, and a constant is a name in capitals (PEP 8): a lower-case module-level
+  name is state (a counter, a stack of builds in progress) whose value changes as the program runs, and left out;
 - type annotations are names too, so an argument annotated `world: World` pulls in the class `World` (its source
   holds all its methods). This is intended: it is how method calls on arguments, `world.sample(...)`, are covered.
 
@@ -94,7 +96,7 @@ def _include(value: Any, where: str | None, package: str, entries: Entries) -> N
     value = _unwrap(value)
     if isinstance(value, (FunctionType, type)) and _in_package(value, package):
         _visit(value, package, entries)
-    elif where is not None and where not in entries and _is_constant(value):
+    elif where is not None and where not in entries and _is_constant_name(where) and _is_constant(value):
         entries[where] = _render(value, package, entries)
 
 
@@ -141,6 +143,13 @@ def _is_docstring(statement: ast.stmt) -> bool:
         and isinstance(statement.value, ast.Constant)
         and isinstance(statement.value.value, str)
     )
+
+
+def _is_constant_name(where: str) -> bool:
+    """Whether ``module:NAME`` names a constant: PEP 8 spells constants in capitals. Other module-level names
+    (a counter, a stack of builds in progress) are state whose value changes as the program runs, not code."""
+    name = where.rsplit(":", 1)[1]
+    return name.isupper()
 
 
 def _is_constant(value: Any) -> bool:
