@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterable
 
+import dask
 import torch
 from dask.distributed import Client, LocalCluster
 from transformers.utils import logging as hf_logging
@@ -40,6 +41,10 @@ from safetygap.core.training import show_progress
 SCHEDULER_ENV = "SAFETYGAP_SCHEDULER"  # address of a running Dask scheduler; unset: a local cluster
 MIN_WORKERS = 3  # more workers than cores: the same throughput, and the last jobs do not wait for one core
 MAX_WORKERS = 4  # each worker holds a copy of the libraries and a model (~0.5 GB): the book's memory budget is 4 GB
+# The environment Dask's nanny gives a local worker: its defaults without MALLOC_TRIM_THRESHOLD_=65536, which
+# makes glibc hand memory back to the system so often that training runs at half speed (measured: 7.8 s against
+# 3.8 s for 60 pretraining steps of the tiny model).
+WORKER_ENVIRON = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
 
 
 def local_workers(tasks: int, workers: int | None = None) -> int:
@@ -77,6 +82,7 @@ def run_in_workers(function: Callable, tasks: Iterable, workers: int | None = No
         for task in tasks:
             function(task)
         return
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}), \
+            LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:  # fmt: skip
         with Client(cluster) as client:
             client.gather(client.map(in_worker, [function] * len(tasks), tasks, pure=False))
