@@ -4,10 +4,12 @@ Jupyter Book's execution cache re-runs a chapter only when that chapter's own
 cells change. But a chapter's outputs also depend on the ``safetygap`` package,
 on ``data/`` and on the pinned environment. ``make book`` runs this module
 first: it hashes those inputs and, when the hash differs from the one stored
-with the last build, clears the execution cache so every chapter re-executes.
+with the last build, clears the execution cache and Sphinx's environment (which
+would otherwise skip every page whose own text is unchanged), so every chapter
+re-executes.
 (Trained models stay cached in the artifact store, keyed by their own code.)
 
-Usage: ``python -m safetygap.bookstate [--root DIR]``.
+Usage: ``python -m safetygap.book.bookstate [--root DIR]``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ("safetygap", "data", "requirements.txt", "constraints.txt", "_config.yml")
 STAMP = Path("_build") / ".inputs-sha256"
 JUPYTER_CACHE = Path("_build") / ".jupyter_cache"
+# Sphinx's record of which pages are up to date: without it every page is read (and so executed) again.
+SPHINX_ENVIRONMENT = Path("_build") / ".doctrees"
 
 
 def inputs_digest(root: Path = ROOT) -> str:
@@ -44,6 +48,7 @@ def refresh(root: Path = ROOT) -> bool:
     if stamp.exists() and stamp.read_text().strip() == digest:
         return False
     shutil.rmtree(root / JUPYTER_CACHE, ignore_errors=True)
+    shutil.rmtree(root / SPHINX_ENVIRONMENT, ignore_errors=True)
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(digest + "\n")
     return True
