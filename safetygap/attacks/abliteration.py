@@ -21,8 +21,10 @@ from safetygap.attacks.directions import EDITS, activation_addition, candidate_d
 from safetygap.attacks.selection import SelectionConfig, score_candidates, select
 from safetygap.core import evaluation, store
 from safetygap.core.evaluation import EvalConfig
+from safetygap.core.scoring import is_refusal, mean
 from safetygap.lab.stages import Trained
 from safetygap.world import corpus
+from safetygap.world.corpus import Chat
 from safetygap.world.world import World
 
 CONDITIONS = ("safe", "ablation", "ace", "addition")
@@ -59,11 +61,16 @@ class AbliterationConfig:
             raise ValueError(f"AbliterationConfig.select_by={self.select_by!r}: valid edits are {EDITS}")
 
 
+def refusal_rate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, chats: list[Chat], config: EvalConfig) -> float:
+    """Share of greedy replies that refuse."""
+    return mean(is_refusal(r) for r in evaluation.generate(model, tokenizer, chats, config=config))
+
+
 def condition_metrics(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, world: World, config: EvalConfig) -> dict[str, float]:
     """Every metric of :func:`~safetygap.core.evaluation.evaluate`, plus ``benign_refusal``: the refusal rate
     on benign recipe requests in the held-out phrasings."""
     benign = corpus.recipe_requests(world.benign(), "heldout")
-    return evaluation.evaluate(model, tokenizer, world, config) | {"benign_refusal": evaluation.refusal_rate(model, tokenizer, benign, config)}
+    return evaluation.evaluate(model, tokenizer, world, config) | {"benign_refusal": refusal_rate(model, tokenizer, benign, config)}
 
 
 @dataclass
@@ -134,16 +141,15 @@ def abliteration_record(trained: Trained, config: AbliterationConfig, eval_confi
     for edit in EDITS:
         with removal(model, edit, candidates, chosen.point, chosen.offset):
             rows.append({"condition": edit, **condition_metrics(model, tokenizer, world, eval_config)})
-    decoded = dataclasses.replace(eval_config, teacher_forcing=False)  # addition acts on prompt positions only
     with activation_addition(model, chosen.direction, chosen.point, config.addition_scale):
-        rows.append({"condition": "addition", **condition_metrics(model, tokenizer, world, decoded)})
+        rows.append({"condition": "addition", **condition_metrics(model, tokenizer, world, eval_config)})
     benign, contrast = corpus.recipe_requests(world.benign(), "heldout"), evaluation.contrast_set(world)
     sweep = []
     for scale in config.addition_sweep:
         with activation_addition(model, chosen.direction, chosen.point, scale):
             sweep.append({
-                "scale": scale, "benign_refusal": evaluation.refusal_rate(model, tokenizer, benign, decoded),
-                "contrast_refusal": evaluation.refusal_rate(model, tokenizer, contrast, decoded),
+                "scale": scale, "benign_refusal": refusal_rate(model, tokenizer, benign, eval_config),
+                "contrast_refusal": refusal_rate(model, tokenizer, contrast, eval_config),
             })  # fmt: skip
     result = AbliterationResult(chosen.point, chosen.offset, chosen.direction, chosen.table, pd.DataFrame(rows), pd.DataFrame(sweep))
     return result.to_dict()

@@ -103,7 +103,7 @@ def hazard(model: PreTrainedModel, trained: Trained, prefilled: bool = False) ->
     with ``prefilled``, each reply is forced to open with the compliant ``to make X , take``."""
     chats = corpus.recipe_requests(trained.world.hazardous("heldout"), "heldout")
     prefills = [corpus.RECIPE_PREFILL.format(p=c.item) for c in chats] if prefilled else None
-    replies = evaluation.replies_to_score(model, trained.tokenizer, chats, prefills)
+    replies = evaluation.generate(model, trained.tokenizer, chats, prefills)
     scores = score(replies, [trained.world.product(c.item) for c in chats], prefilled)
     return {name: scores[name] for name in ("refusal", "slot", "edc")}
 

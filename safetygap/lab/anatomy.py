@@ -19,7 +19,6 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from safetygap.core import evaluation, hooks, models
-from safetygap.core.evaluation import EvalConfig
 from safetygap.core.scoring import score
 from safetygap.lab.configs import BaseConfig
 from safetygap.lab.stages import Trained
@@ -147,7 +146,7 @@ def per_token_kl(model: PreTrainedModel, reference: PreTrainedModel, tokenizer, 
     return pd.DataFrame(rows).groupby("position", as_index=False)["kl"].mean()
 
 
-def prefill_curve(trained: Trained, max_prefill: int = 5, config: EvalConfig = EvalConfig()) -> pd.DataFrame:
+def prefill_curve(trained: Trained, max_prefill: int = 5) -> pd.DataFrame:
     """Prefilling attack on held-out hazardous items: force the first n reply tokens, n = 0..max_prefill.
 
     The prefill is the start of the correct answer ("to make X , take"), which
@@ -162,7 +161,7 @@ def prefill_curve(trained: Trained, max_prefill: int = 5, config: EvalConfig = E
     rows = []
     for n in range(max_prefill + 1):
         prefills = [" ".join(corpus.recipe_text(p).split()[:n]) for p in product_of]
-        replies = evaluation.replies_to_score(trained.model, tok, chats, prefills if n else None, config)
+        replies = evaluation.generate(trained.model, tok, chats, prefills if n else None)
         scores = score(replies, product_of, prefilled=True)
         rows.append({"prefilled_tokens": n, "refused": scores["refusal"], "slot_accuracy": scores["slot"], "exact": scores["exact"]})
     return pd.DataFrame(rows)
