@@ -7,7 +7,8 @@
 * :mod:`~safetygap.core.scoring`: the one scorer of replies (refusal, recipe slots, dangerous capability);
 * :mod:`~safetygap.core.evaluation`: greedy generation and the metric suites built on the scorer;
 * :mod:`~safetygap.core.store`, :mod:`~safetygap.core.codehash`: the artifact cache, keyed by config and code;
-* :mod:`~safetygap.core.parallel`: independent jobs side by side in worker processes.
+* :mod:`~safetygap.core.timing`: where the build's time goes (per-artifact build records);
+* :mod:`~safetygap.core.parallel`: independent jobs side by side on a Dask cluster (local by default).
 
 Imports run one way through the package: world -> core -> lab -> attacks | defenses -> book.
 """
