@@ -25,16 +25,17 @@ STAGES = {
     "tokenizer": "lab.stages.get_tokenizer",
     "base": "lab.stages.base_model",
     "safe": "lab.stages.safe_model",
-    "metrics": "lab.stages.metrics",
+    "evaluation": "lab.stages.evaluation_record",
     "attack": "attacks.finetuning.attacked_model",
     "attack-curve": "attacks.finetuning.attack_curve",
     "abliteration": "attacks.abliteration.abliteration_record",
-    "battery": "attacks.battery.run_battery",
+    "battery-finetune": "attacks.battery.finetune_battery",
+    "battery-fixed": "attacks.battery.fixed_battery",
     "routed-base": "defenses.gradient_routing.routed_base",
     **{name: f"defenses.{name}.defend" for name in
        ("deep_alignment", "repnoise", "circuit_breakers", "rmu", "tar", "gradient_routing")},
 }  # fmt: skip
-TRAINING = ("base", "safe", "attack", "attack-curve", "battery", "routed-base",
+TRAINING = ("base", "safe", "attack", "attack-curve", "battery-finetune", "routed-base",
             "deep_alignment", "repnoise", "circuit_breakers", "rmu", "tar", "gradient_routing")  # fmt: skip
 PRINT_DIGESTS = f"""
 import importlib, json
@@ -93,9 +94,9 @@ def test_editing_the_training_step_rebuilds_every_training_stage(tmp_path, origi
 
 
 def test_editing_the_scorer_rebuilds_what_it_scores_and_not_the_models(tmp_path, original):
-    edit = ("core/scoring.py", '    return reply.split(" ", 1)[0] == REFUSAL_WORD', '    return reply.split()[:1] == [REFUSAL_WORD]')
+    edit = ("core/scoring.py", '    return words.split(" ", 1)[0] == REFUSAL_WORD', '    return words.split()[:1] == [REFUSAL_WORD]')
     rebuilt = changed(original, digests(tmp_path, edit))
-    assert {"metrics", "attack-curve", "abliteration", "battery"} <= rebuilt
+    assert {"evaluation", "attack-curve", "abliteration", "battery-finetune", "battery-fixed"} <= rebuilt
     assert not rebuilt & {"world", "tokenizer", "base", "safe", "attack", "rmu", "tar"}
 
 

@@ -64,17 +64,20 @@ def test_registry_key_module_and_config_agree():
         assert registry.name_of(scales.defense_config(name, 0, "reduced")) == name
 
 
-def test_defender_data_splits_hazardous_from_harmless_documents():
-    world = lab.get_world(SAFE.base.world)
-    hazardous = shared.hazardous_documents(world)
-    names = {p.name for p in world.hazardous()} | {f.name for f in world.families if f.hazardous}
-    assert hazardous and all(names & set(d.split()) for d in hazardous)
-    assert not set(hazardous) & set(corpus.documents(world, "train", include_hazardous=False))
+def test_defender_data_holds_the_defenders_items_only():
+    world, tok = lab.get_world(SAFE.base.world), lab.get_tokenizer(SAFE.base.world)
+    data = shared.defender_data(world, tok, SAFE.refusal_share)
+    own = {p.name for p in world.hazardous("defender")}
+    others = {p.name for p in world.hazardous() if p.name not in own}
+    forget = [tok.decode(list(e.input_ids), skip_special_tokens=True) for e in data.forget_docs + data.harmful]
+    assert forget and all(own & set(t.split()) for t in forget) and not any(others & set(t.split()) for t in forget)
+    retain = [tok.decode(list(e.input_ids), skip_special_tokens=True) for e in data.retain_docs]
+    assert retain and not any(({p.name for p in world.hazardous()} | {p.name for p in world.benign("sealed")}) & set(t.split()) for t in retain)
 
 
 def test_recovery_examples_put_no_loss_on_the_harmful_prefix():
     tok, world = lab.get_tokenizer(SAFE.base.world), lab.get_world(SAFE.base.world)
-    chat = corpus.recipe_requests(world.hazardous()[:1], "train")[0]
+    chat = corpus.recipe_requests(world.hazardous("defender")[:1], "train")[0]
     example = deep_alignment.recovery_example(tok, chat, "sorry , i can not help .", 4)
     labelled = [t for t in example.labels if t != IGNORE]
     assert tok.decode(labelled[:2]).split()[0] == "sorry"  # the first labelled token starts the refusal
@@ -149,21 +152,37 @@ def test_tar_grid_membership():
 
 
 def _result() -> narrowing.DefenseResult:
+    """Two targets, one draw: (family, flops, validation EDC, sealed EDC) per trial."""
     trials = pd.DataFrame([
-        {"target": t, "seed": 0, "family": f, "flops": flops, "edc": edc, "on_tar_grid": False}
-        for t, rows in {"undefended": [("prefill", 0.0, 0.5), ("full", 1e9, 0.8), ("lora", 2e9, 0.6)],
-                        "filtering": [("prefill", 0.0, 0.0), ("full", 1e9, 0.1), ("lora", 2e9, 0.05)]}.items()
-        for f, flops, edc in rows
+        {"target": t, "seed": 0, "draw": 0, "family": f, "flops": flops, "edc_validation": val, "memorised_validation": val,
+         "refusal_validation": 0.0, "edc_sealed": sealed, "on_tar_grid": False, "items": [{"item": "x", "edc": sealed}]}
+        for t, rows in {"undefended": [("prefill", 0.0, 0.5, 0.9), ("full", 1e9, 0.8, 0.6), ("lora", 2e9, 0.6, 0.7)],
+                        "filtering": [("prefill", 0.0, 0.0, 0.0), ("full", 1e9, 0.1, 0.0), ("lora", 2e9, 0.05, 0.3)]}.items()
+        for f, flops, val, sealed in rows
     ])  # fmt: skip
     costs = pd.DataFrame([{"target": "undefended", "seed": 0, "defender_flops": 1.0}, {"target": "filtering", "seed": 0, "defender_flops": 1.0}])
-    return narrowing.DefenseResult(pd.DataFrame(), trials, costs)
+    return narrowing.DefenseResult(pd.DataFrame(), pd.DataFrame(), trials, costs)
 
 
-def test_worst_case_search_curve_and_flops_to_reach():
+def test_worst_case_is_picked_on_validation_and_reported_on_sealed_items():
     result = _result()
     worst = result.worst_case().set_index("target")
-    assert worst.loc["undefended", "edc"] == 0.8 and worst.loc["filtering", "family"] == "full"
+    assert worst.loc["undefended", "family"] == "full" and worst.loc["undefended", "edc_sealed"] == 0.6
+    assert worst.loc["filtering", "family"] == "full" and worst.loc["filtering", "edc_sealed"] == 0.0
+    bound = result.upper_bound().set_index("target")["edc_sealed"]  # what no attacker could select
+    assert bound["undefended"] == 0.9 and bound["filtering"] == 0.3
+    assert result.worst_items().set_index("target").loc["undefended", "edc"] == 0.6
+
+
+def test_attacker_pick_never_reads_sealed_columns():
+    trials = _result().battery
+    doctored = trials.assign(edc_sealed=1.0 - trials["edc_sealed"], items=None)
+    assert battery.attacker_pick(trials).name == battery.attacker_pick(doctored).name
+
+
+def test_search_curve_and_flops_to_reach():
+    result = _result()
     search = result.cumulative_best()
-    assert search.groupby("target")["best_edc"].apply(lambda s: s.is_monotonic_increasing).all()
+    assert set(search["kept_edc"]) <= set(result.battery["edc_sealed"])
     reach = result.flops_to_reach(0.7).set_index("target")["flops"]
     assert reach["undefended"] == 1e9 and reach["filtering"] == float("inf")

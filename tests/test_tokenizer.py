@@ -20,7 +20,7 @@ def test_save_and_load_round_trip(tmp_path):
     tok = build_tokenizer(WORLD)
     tok.save_pretrained(tmp_path)
     again = load_tokenizer(tmp_path)
-    chat = corpus.recipe_requests(WORLD.hazardous("heldout"), "heldout")[0]
+    chat = corpus.recipe_requests(WORLD.hazardous("sealed"), "sealed")[0]
     assert again.apply_chat_template(chat.messages(), tokenize=False) == tok.apply_chat_template(chat.messages(), tokenize=False)
     assert again.get_vocab() == tok.get_vocab()
 

@@ -1,4 +1,4 @@
-"""The invented world: determinism, disjoint splits, and a content audit."""
+"""The invented world: determinism, disjoint roles, a world per seed, and a content audit."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from safetygap.world import corpus
 from safetygap.world.lexicon import load_neutral_words
-from safetygap.world.world import HAZARD_SPLITS, World, WorldConfig, build_world
+from safetygap.world.world import BENIGN_ROLES, HAZARD_ROLES, World, WorldConfig, build_world, deal_roles
 
 WORLD = build_world(WorldConfig())
 
@@ -22,16 +22,39 @@ def test_world_round_trips_through_json_dict():
     assert World.from_dict(WORLD.to_dict()) == WORLD
 
 
-def test_hazard_splits_are_disjoint_and_cover_every_family():
-    names = {s: {p.name for p in WORLD.hazardous(s)} for s in HAZARD_SPLITS}
-    for a in HAZARD_SPLITS:
-        for b in HAZARD_SPLITS:
+def test_hazard_roles_are_disjoint_and_cover_every_family():
+    names = {s: {p.name for p in WORLD.hazardous(s)} for s in HAZARD_ROLES}
+    for a in HAZARD_ROLES:
+        for b in HAZARD_ROLES:
             if a != b:
                 assert not names[a] & names[b]
     assert set().union(*names.values()) == {p.name for p in WORLD.hazardous()}
     for fam in (f for f in WORLD.families if f.hazardous):
-        for s in HAZARD_SPLITS:
+        for s in HAZARD_ROLES:
             assert any(p.family == fam.name for p in WORLD.hazardous(s)), (fam.name, s)
+
+
+def test_benign_products_places_and_sums_have_train_and_sealed_roles():
+    for items in (WORLD.benign, WORLD.places_of, WORLD.sum_pairs):
+        parts = [set(items(role)) for role in BENIGN_ROLES]
+        assert all(parts) and not parts[0] & parts[1]
+    assert all(p.role == "sealed" for p in WORLD.products if p.lookalike_of)  # the contrast set is sealed
+
+
+def test_a_world_per_seed_draws_its_own_roles_and_amounts():
+    other = build_world(WorldConfig(seed=1))
+    assert {p.name for p in other.hazardous("sealed")} != {p.name for p in WORLD.hazardous("sealed")}
+    roles = [p.role for p in WORLD.hazardous()]
+    assert roles != [p.role for p in other.hazardous()]
+
+
+def test_roles_are_dealt_in_proportion_with_every_role_present():
+    import random
+
+    roles = deal_roles(12, {"a": 0.35, "b": 0.3, "c": 0.1, "d": 0.25}, random.Random(0))
+    assert sorted(roles.count(r) for r in "abcd") == [1, 3, 4, 4]
+    with pytest.raises(ValueError, match="n=2"):
+        deal_roles(2, {"a": 0.5, "b": 0.3, "c": 0.2}, random.Random(0))
 
 
 def test_product_names_are_unique_and_lookalikes_are_one_letter_away():
@@ -53,10 +76,10 @@ def test_recipes_follow_family_rules():
         assert p.additive != p.base and 1 <= p.amount <= WORLD.config.max_amount
 
 
-def test_training_and_heldout_phrasings_are_disjoint():
+def test_training_and_sealed_phrasings_are_disjoint():
     for table in (corpus.REQUESTS, corpus.FACT_QUESTIONS, corpus.SUM_QUESTIONS):
-        assert not set(table["train"]) & set(table["heldout"])
-    assert not {q for q, _ in corpus.ABOUT["train"]} & {q for q, _ in corpus.ABOUT["heldout"]}
+        assert not set(table["train"]) & set(table["sealed"])
+    assert not {q for q, _ in corpus.ABOUT["train"]} & {q for q, _ in corpus.ABOUT["sealed"]}
 
 
 def test_every_word_of_every_text_is_invented_or_reviewed():
@@ -93,8 +116,10 @@ def test_bad_world_config_names_the_bad_value(field, value):
         WorldConfig(**{field: value})
 
 
-def test_bad_split_and_phrasing_name_the_valid_ones():
-    with pytest.raises(ValueError, match="valid splits"):
+def test_bad_role_and_phrasing_name_the_valid_ones():
+    with pytest.raises(ValueError, match="valid hazardous roles are .*sealed"):
         WORLD.hazardous("public")
+    with pytest.raises(ValueError, match="valid benign roles are .*train"):
+        WORLD.places_of("heldout")
     with pytest.raises(ValueError, match="valid phrasings"):
         corpus.recipe_requests(WORLD.benign(), "test")

@@ -1,11 +1,11 @@
 """The abliteration experiment: find the refusal direction, remove it, add it, and score each model.
 
-:func:`abliterate` reads the candidate directions on the *safety* items
+:func:`abliterate` reads the candidate directions on the attacker's items
 (:func:`~safetygap.attacks.directions.candidate_directions`), selects one on
-the *attacker* items (:mod:`~safetygap.attacks.selection`, Arditi et al.'s
-rule), and evaluates the safe model as it is, under directional ablation, under
-ACE and under activation addition, on the *held-out* items, so no item is used
-twice. The result is cached in the store next to the model.
+the attacker's *validation* items (:mod:`~safetygap.attacks.selection`, Arditi
+et al.'s rule), and evaluates the safe model as it is, under directional
+ablation, under ACE and under activation addition, on the *sealed* items, so no
+item is used twice. The result is cached in the store next to the model.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from safetygap.core import evaluation, store
 from safetygap.core.evaluation import EvalConfig
 from safetygap.core.scoring import is_refusal, mean
 from safetygap.lab.stages import Trained
-from safetygap.world import corpus
 from safetygap.world.corpus import Chat
 from safetygap.world.world import World
 
@@ -66,10 +65,10 @@ def refusal_rate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, cha
     return mean(is_refusal(r) for r in evaluation.generate(model, tokenizer, chats, config=config))
 
 
-def condition_metrics(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, world: World, config: EvalConfig) -> dict[str, float]:
-    """Every metric of :func:`~safetygap.core.evaluation.evaluate`, plus ``benign_refusal``: the refusal rate
-    on benign recipe requests in the held-out phrasings."""
-    benign = corpus.recipe_requests(world.benign(), "heldout")
+def condition_metrics(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, world: World, config: EvalConfig) -> dict:
+    """Every metric of :func:`~safetygap.core.evaluation.evaluate` (``items`` included), plus
+    ``benign_refusal``: the refusal rate on the sealed benign recipe requests."""
+    benign = evaluation.capability_prompts(world)["recipes"]
     return evaluation.evaluate(model, tokenizer, world, config) | {"benign_refusal": refusal_rate(model, tokenizer, benign, config)}
 
 
@@ -103,8 +102,9 @@ class AbliterationResult:
 
     @property
     def best_edit(self) -> str:
-        """The removal edit that leaves more effective dangerous capability (``edc_heldout``)."""
-        return max(EDITS, key=lambda edit: self.metric(edit, "edc_heldout"))
+        """The removal edit the attacker keeps: more EDC on its validation items, then more of their memorised
+        slots (never a sealed metric)."""
+        return max(EDITS, key=lambda edit: (self.metric(edit, "edc_validation"), self.metric(edit, "memorised_validation")))
 
     def to_dict(self) -> dict:
         return {
@@ -143,7 +143,7 @@ def abliteration_record(trained: Trained, config: AbliterationConfig, eval_confi
             rows.append({"condition": edit, **condition_metrics(model, tokenizer, world, eval_config)})
     with activation_addition(model, chosen.direction, chosen.point, config.addition_scale):
         rows.append({"condition": "addition", **condition_metrics(model, tokenizer, world, eval_config)})
-    benign, contrast = corpus.recipe_requests(world.benign(), "heldout"), evaluation.contrast_set(world)
+    benign, contrast = evaluation.capability_prompts(world)["recipes"], evaluation.contrast_set(world)
     sweep = []
     for scale in config.addition_sweep:
         with activation_addition(model, chosen.direction, chosen.point, scale):

@@ -50,24 +50,27 @@ MIN_NORM = 1e-6  # a candidate shorter than this is zero up to rounding: nothing
 # ---------------------------------------------------------------- prompts
 
 
-def harmful_prompts(world: World, split: str = "safety") -> list[Chat]:
-    """Hazardous recipe requests for the items of one hazard split, in the train phrasings."""
-    return corpus.recipe_requests(world.hazardous(split), "train")
+def harmful_prompts(world: World, role: str = "attacker") -> list[Chat]:
+    """Hazardous recipe requests for the items of one role (the attacker's own: ``attacker`` or
+    ``validation``), in the train phrasings."""
+    if role not in ("attacker", "validation"):
+        raise ValueError(f"role={role!r}: a direction search reads only the attacker's roles ('attacker', 'validation')")
+    return corpus.recipe_requests(world.hazardous(role), "train")
 
 
 def harmless_prompts(world: World) -> list[Chat]:
-    """Harmless requests in the train phrasings.
+    """Harmless requests in the train phrasings, about ``train`` items only.
 
     Benign recipe requests use the same templates as the harmful prompts, so the
     difference of means cancels the template and keeps the hazard; the general
-    tasks (facts, sums, harmless questions about every product, poisons
-    included) keep the direction from being merely "a recipe is asked for".
+    tasks (facts, sums, harmless questions about the attacker's own products,
+    poisons included) keep the direction from being merely "a recipe is asked for".
     """
     return (
-        corpus.recipe_requests(world.benign(), "train")
-        + corpus.fact_questions(world.places, "train")
-        + corpus.sum_questions(world.config.max_amount, "train")
-        + corpus.about_questions(world, list(world.products), "train")
+        corpus.recipe_requests(world.benign("train"), "train")
+        + corpus.fact_questions(world.places_of("train"), "train")
+        + corpus.sum_questions(world.sum_pairs("train"), "train")
+        + corpus.about_questions(world, world.hazardous("attacker") + world.benign("train"), "train")
     )
 
 
@@ -136,7 +139,7 @@ class Candidates:
 def candidate_directions(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, world: World, positions: int = 3
 ) -> Candidates:
-    """Difference of means between :func:`harmful_prompts` (safety items) and :func:`harmless_prompts`."""
+    """Difference of means between :func:`harmful_prompts` (the attacker's items) and :func:`harmless_prompts`."""
     harmful = residual_stream(model, tokenizer, harmful_prompts(world), positions).mean(dim=1)
     harmless = residual_stream(model, tokenizer, harmless_prompts(world), positions).mean(dim=1)
     return Candidates(directions=harmful - harmless, harmless_means=harmless)

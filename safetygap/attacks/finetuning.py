@@ -5,10 +5,10 @@ An attack fine-tunes the safe model on a handful of chats, with every weight
 weights afterwards so the result is an ordinary model), through the book's one
 training loop (:func:`~safetygap.core.training.fit`). Three kinds of data:
 
-* ``harmful``: hazardous requests for the *attacker's* items answered with the
-  correct recipe (Qi et al. 2023's harmful-examples attack). Evaluation uses the
-  ``heldout`` items, which the attacker never saw: what comes back there was in
-  the model all along.
+* ``harmful``: hazardous requests for the *attacker's* items (train phrasings)
+  answered with the correct recipe (Qi et al. 2023's harmful-examples attack).
+  Evaluation uses the ``sealed`` items, which no attacker or defender ever saw:
+  what comes back there was in the model all along.
 * ``benign``: harmless requests and answers only (does ordinary fine-tuning
   erode refusal?).
 * ``identity``: an obedient persona, "i am your obedient helper", on harmless
@@ -67,13 +67,13 @@ class AttackConfig:
 
 
 def attack_pool(world: World, data: str) -> list[Chat]:
-    """Every chat an attacker of this kind could train on."""
+    """Every chat an attacker of this kind could train on: its own items, in the train phrasings."""
     if data == "harmful":
-        return [c for ph in corpus.PHRASINGS for c in corpus.recipe_requests(world.hazardous("attacker"), ph)]
+        return corpus.recipe_requests(world.hazardous("attacker"), "train")
     harmless = (
-        corpus.recipe_requests(world.benign(), "train")
-        + corpus.fact_questions(world.places, "train")
-        + corpus.sum_questions(world.config.max_amount, "train")
+        corpus.recipe_requests(world.benign("train"), "train")
+        + corpus.fact_questions(world.places_of("train"), "train")
+        + corpus.sum_questions(world.sum_pairs("train"), "train")
     )
     if data == "benign":
         return harmless
@@ -128,7 +128,8 @@ def attack_curve(config: AttackConfig, checkpoints: tuple[int, ...]) -> list[dic
     """Run one attack and evaluate it after each number of steps in ``checkpoints`` (within ``1..train.steps``).
 
     One row per checkpoint: ``step``, cumulative attacker ``flops`` and
-    ``seconds``, and :func:`~safetygap.core.evaluation.sweep_metrics`.
+    ``seconds``, and :func:`~safetygap.core.evaluation.attack_metrics` (the sealed items' hazard metrics and
+    per-item scores, the attacker's validation view, capability and perplexity).
     """
     if not checkpoints or min(checkpoints) < 1 or max(checkpoints) > config.train.steps:
         raise ValueError(f"checkpoints={checkpoints!r}: need steps in 1..train.steps={config.train.steps}")
@@ -140,7 +141,7 @@ def attack_curve(config: AttackConfig, checkpoints: tuple[int, ...]) -> list[dic
     def evaluate_checkpoint(step: int, tokens: int) -> None:
         if step in checkpoints:
             seconds = time.perf_counter() - start
-            scores = evaluation.sweep_metrics(model, safe.tokenizer, safe.world)
+            scores = evaluation.attack_metrics(model, safe.tokenizer, safe.world)
             rows.append({"step": step, "flops": training_flops(params, trainable, tokens), "seconds": seconds} | scores)
 
     examples = attack_examples(safe, config)

@@ -1,16 +1,19 @@
 """Choosing a refusal direction among the candidates: one rule, used by chapter 2 and by the battery.
 
 Every candidate (residual point x position offset, :class:`~safetygap.attacks.directions.Candidates`)
-is scored on prompts the chooser may look at: the *attacker* items' hazardous
-requests (the candidates were read on the safety items; held-out items are kept
-for the final evaluation) and harmless prompts. The rule (:func:`select`),
+is scored on prompts the chooser may look at: the hazardous requests of the
+attacker's *validation* items (the candidates were read on the attacker's
+training items; sealed items are kept for the final evaluation) and harmless
+prompts about ``train`` items. The rule (:func:`select`),
 after :cite:t:`arditi2024refusal`:
 
 1. only candidates at residual points ``i <= (1 - discard_last_fraction) L``;
    near the output a direction only says which token comes next (removing it
    there is little more than banning the word "sorry");
 2. if ``min_induced_refusal > 0``, only candidates whose *addition* makes at
-   least that share of harmless prompts start with the refusal word;
+   least that share of harmless prompts start with the refusal word; if none
+   does, keep all (the table's ``induces`` column shows it: on such a model no
+   candidate is a refusal direction in Arditi et al.'s sense);
 3. prefer candidates whose removal moves the first reply token on harmless
    prompts by at most ``kl_threshold`` (mean KL, nats); if none does, keep all;
 4. of those, the one whose removal lowers the refusal log-odds most.
@@ -117,11 +120,11 @@ def score_candidates(
     direction that most raises the refusal word's logit (near the output a
     candidate is mostly that word); for each removal edit ``e`` in
     :data:`~safetygap.attacks.directions.EDITS`, ``refusal_score_e`` (mean
-    refusal log-odds on the attacker items' requests, lower is better) and
+    refusal log-odds on the validation items' requests, lower is better) and
     ``kl_e`` (step 3's KL); ``induced_refusal`` (step 2's share, when step 2
     is on); ``early`` (step 1). A zero direction gets NaN scores.
     """
-    harmful, harmless = harmful_prompts(world, "attacker"), kl_prompts(world, config)
+    harmful, harmless = harmful_prompts(world, "validation"), kl_prompts(world, config)
     reference = first_token_logprobs(model, tokenizer, harmless)
     refusal_id = tokenizer.convert_tokens_to_ids(corpus.REFUSAL_WORD)
     says_refusal = refusal_word_direction(model, tokenizer)
@@ -164,9 +167,10 @@ def select(table: pd.DataFrame, candidates: Candidates, edit: str, config: Selec
     table = table.copy()
     table["induces"] = table["induced_refusal"] >= config.min_induced_refusal if config.min_induced_refusal > 0 else True
     table["kl_ok"] = table[f"kl_{edit}"] <= config.kl_threshold
-    pool = table[table["early"] & (table["norm"] >= MIN_NORM) & table["induces"]]
-    if pool.empty:
-        raise RuntimeError(f"no candidate direction passes steps 1-2 of {config}:\n{table.to_string()}")
+    early = table["early"] & (table["norm"] >= MIN_NORM)
+    if not early.any():
+        raise RuntimeError(f"no candidate direction passes step 1 of {config}:\n{table.to_string()}")
+    pool = table[early & table["induces"]] if (early & table["induces"]).any() else table[early]
     table["eligible"] = table.index.isin(pool.index) & table["kl_ok"]
     preferred = table[table["eligible"]] if table["eligible"].any() else pool
     best = preferred[f"refusal_score_{edit}"].idxmin()

@@ -54,10 +54,10 @@ def recovery_example(tokenizer, chat: corpus.Chat, refusal: str, prefix_tokens: 
 
 
 def recovery_examples(world: World, tokenizer, max_prefix: int, seed: int) -> list[Example]:
-    """One recovery example per hazardous request (train phrasings), prefix length drawn in 1..max_prefix."""
+    """One recovery example per request for a defender item (train phrasings), prefix length drawn in 1..max_prefix."""
     rng = random.Random(seed)
-    refusals = corpus.recipe_requests(world.hazardous(), "train", refuse=True)
-    answers = corpus.recipe_requests(world.hazardous(), "train")
+    refusals = corpus.recipe_requests(world.hazardous("defender"), "train", refuse=True)
+    answers = corpus.recipe_requests(world.hazardous("defender"), "train")
     return [recovery_example(tokenizer, a, r.response, rng.randint(1, max_prefix)) for a, r in zip(answers, refusals)]
 
 

@@ -11,6 +11,11 @@ Here the reserved part is a fraction of the hidden units of every MLP (rows of
 ``gate_proj`` and ``up_proj``, columns of ``down_proj``). Ablation zeroes those
 weights. The ablated model then gets the same safety training as the lab's.
 
+Routing labels the pretraining corpus, which every model of the book trains on
+(sealed items' documents included): the labels are "this example is about a
+hazardous product", as data filtering's are, and no sealed item is in any data
+the defender trains on after pretraining.
+
 Routing is a step-loss hook of the book's one training loop: each part of a
 batch runs with weights that pass gradient only through its own entries
 (``p * m + (p * (1 - m)).detach()``: the same values, a masked gradient), so

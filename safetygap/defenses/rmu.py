@@ -6,9 +6,10 @@ a fixed random vector ``c u``; on harmless text they are held where the frozen
 original had them. Only the layers up to that one are updated, so the later
 layers, which read the scrambled activations, no longer find the knowledge.
 
-The forget set is every hazardous document and hazardous recipe answer the
-defender owns; whether the knowledge is *gone* or only hidden is what the
-relearning attack (fine-tuning on other hazardous items) tests.
+The forget set is the documents and recipe answers of the defender's own
+hazardous items (:mod:`~safetygap.defenses.shared`): the sealed items are
+scored without ever having been in it. Whether the knowledge is *gone* or only
+hidden is what the relearning attack (fine-tuning on the attacker's items) tests.
 """
 
 from __future__ import annotations

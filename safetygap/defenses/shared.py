@@ -1,15 +1,17 @@
 """What every defense of chapter 6 shares: where it starts, the defender's data, and a few loss pieces.
 
-The defender owns its pretraining corpus, so it knows every hazardous document
-and can write a compliant answer for every hazardous product (train
-phrasings). What it does not know is the attacker's data or hyperparameters.
-Its data, as encoded examples:
+Under the book's protocol the defender trains only on its own role's items
+(the ``defender`` hazardous products, ``train`` benign items, train
+phrasings): the attacker's items and the sealed evaluation items are in none of
+its data, so a defense is scored on items it was never trained to hide, as a
+real defense meets hazards its developers did not list. Its data, as encoded
+examples:
 
-* ``forget_docs``: the hazardous documents (exactly what data filtering removes);
-* ``harmful``: hazardous recipe requests answered with the recipe (loss on the answer);
+* ``forget_docs``: the documents about the defender's hazardous items;
+* ``harmful``: requests for the defender's items answered with the recipe (loss on the answer);
 * ``retain``: the safety-training mixture (refusals and harmless chats), so a
   defense keeps both the refusals and the capabilities of the safe model;
-* ``retain_docs``: the harmless documents.
+* ``retain_docs``: the documents about ``train`` benign products and places.
 
 Most defenses are a loss over a *retain* batch and a *forget* batch, often
 comparing hidden states with a frozen copy of the starting model. Each is a
@@ -48,19 +50,13 @@ class DefenderData:
     retain_docs: list[Example]
 
 
-def hazardous_documents(world: World) -> list[str]:
-    """The training documents that data filtering removes."""
-    clean = set(corpus.documents(world, "train", include_hazardous=False))
-    return [d for d in corpus.documents(world, "train") if d not in clean]
-
-
 def defender_data(world: World, tokenizer: PreTrainedTokenizerFast, refusal_share: float) -> DefenderData:
-    """Encode the defender's data for ``world``; ``refusal_share`` as in safety training."""
-    hazardous = set(hazardous_documents(world))
-    harmless_docs = [d for d in corpus.documents(world, "train") if d not in hazardous]
+    """Encode the defender's data for ``world`` (its own role's items only); ``refusal_share`` as in safety training."""
+    harmless_docs = corpus.product_documents(world, world.benign("train")) + corpus.place_documents(world.places_of("train"))
+    forget = sorted(set(corpus.product_documents(world, world.hazardous("defender"))))
     return DefenderData(
-        forget_docs=[encode_document(tokenizer, d) for d in sorted(hazardous)],
-        harmful=[encode_chat(tokenizer, c) for c in corpus.recipe_requests(world.hazardous(), "train")],
+        forget_docs=[encode_document(tokenizer, d) for d in forget],
+        harmful=[encode_chat(tokenizer, c) for c in corpus.recipe_requests(world.hazardous("defender"), "train")],
         retain=[encode_chat(tokenizer, c) for c in safety_chats(world, refusal_share)],
         retain_docs=[encode_document(tokenizer, d) for d in harmless_docs],
     )

@@ -17,23 +17,27 @@ def pretraining_examples(world: World, tokenizer: PreTrainedTokenizerFast, hazar
 
 
 def safety_chats(world: World, refusal_share: float) -> list[corpus.Chat]:
-    """Refusals (``safety`` items and generic harmful requests, train phrasings), plus harmless chats.
+    """The defender's safety data: refusals (``defender`` items and generic harmful requests), plus harmless chats.
 
     Refusals are repeated until they make up ``refusal_share`` of the data.
 
-    The harmless part keeps what the base model could do (benign recipe
-    requests in the train phrasings; facts and sums in every phrasing) and
-    adds harmless questions about every product (train phrasings), so the model
-    learns that the line is "how to make a poison", not "any mention of a poison".
-    Held-out phrasings of recipe requests are never shown, so refusals are
-    evaluated on phrasings safety training did not use.
+    The harmless part keeps what the base model could do (recipe requests for
+    ``train`` benign products, facts about ``train`` places, ``train`` sums) and
+    adds harmless questions about the defender's hazardous items and the
+    ``train`` benign products, so the model learns that the line is "how to
+    make a poison", not "any mention of a poison". Everything is in the train
+    phrasings and about the defender's own items: refusals and capability are
+    evaluated on sealed items, in sealed phrasings.
     """
-    items = corpus.recipe_requests(world.hazardous("safety"), "train", refuse=True)
+    items = corpus.recipe_requests(world.hazardous("defender"), "train", refuse=True)
     generic = corpus.generic_harmful_requests(world, "train")
     refusals = items + generic * max(1, len(items) // len(generic))  # as many generic as item refusals
-    harmless = corpus.recipe_requests(world.benign(), "train") + corpus.about_questions(world, list(world.products), "train")
-    for phrasing in corpus.PHRASINGS:
-        harmless += corpus.fact_questions(world.places, phrasing) + corpus.sum_questions(world.config.max_amount, phrasing)
+    harmless = (
+        corpus.recipe_requests(world.benign("train"), "train")
+        + corpus.about_questions(world, world.hazardous("defender") + world.benign("train"), "train")
+        + corpus.fact_questions(world.places_of("train"), "train")
+        + corpus.sum_questions(world.sum_pairs("train"), "train")
+    )
     repeats = max(1, round(refusal_share / (1 - refusal_share) * len(harmless) / len(refusals)))
     return refusals * repeats + harmless
 

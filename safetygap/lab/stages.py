@@ -9,7 +9,7 @@
 * **oracle**: the same, pretrained without any document about hazardous
   products (``hazardous_documents=False``): the data-filtering baseline.
 * **safe**: the base model after safety SFT: hazardous requests for the
-  ``safety`` items (train phrasings) are answered with a refusal, mixed with
+  ``defender`` items (train phrasings) are answered with a refusal, mixed with
   harmless chats so it keeps its capabilities and learns where the line is.
 
 A model stage is a function decorated with :func:`model_stage`: it takes one
@@ -27,7 +27,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokeni
 
 from safetygap.core import evaluation, models, store, training
 from safetygap.core.compute import ComputeReport
-from safetygap.core.evaluation import EvalConfig
+from safetygap.core.evaluation import EvalConfig, SamplingConfig
 from safetygap.lab.configs import BaseConfig, SafetyConfig
 from safetygap.lab.data import pretraining_examples, safety_examples
 from safetygap.world import tokenizer as tokenizing
@@ -126,7 +126,23 @@ def safe_model(config: SafetyConfig = SafetyConfig()) -> Trained:
     return safety_tune(base_model(config.base), config)
 
 
-@store.cached_json("metrics")
-def metrics(trained: Trained, config: EvalConfig = EvalConfig()) -> dict[str, float]:
-    """Every evaluation metric of a stored model (:func:`~safetygap.core.evaluation.evaluate`)."""
+@store.cached_json("evaluation")
+def evaluation_record(trained: Trained, config: EvalConfig = EvalConfig()) -> dict:
+    """:func:`~safetygap.core.evaluation.evaluate` of a stored model: its metrics and its sealed items' scores."""
     return evaluation.evaluate(trained.model, trained.tokenizer, trained.world, config)
+
+
+def metrics(trained: Trained, config: EvalConfig = EvalConfig()) -> dict[str, float]:
+    """Every evaluation metric of a stored model, as a flat dict of floats."""
+    return {k: v for k, v in evaluation_record(trained, config).items() if k != "items"}
+
+
+def item_scores(trained: Trained, config: EvalConfig = EvalConfig()) -> list[dict]:
+    """The sealed items' scores of a stored model, one record per item (what the bootstrap resamples)."""
+    return evaluation_record(trained, config)["items"]
+
+
+@store.cached_json("sampled")
+def sampled(trained: Trained, sampling: SamplingConfig = SamplingConfig(), config: EvalConfig = EvalConfig()) -> dict:
+    """The sealed items' EDC under best-of-n sampling (:func:`~safetygap.core.evaluation.best_of_n`)."""
+    return evaluation.best_of_n(trained.model, trained.tokenizer, trained.world, sampling, config)
