@@ -77,8 +77,8 @@ def test_every_stage_has_a_digest(original):
 
 HARMLESS_EDITS = (
     ("book/plotting.py", '"rmu": "RMU unlearning"', '"rmu": "RMU (unlearning)"'),  # a plot label
-    ("book/ch1_gap.py", 'MODELS = ("base", "safe", "attacked")', 'MODELS = ("safe", "base", "attacked")'),  # a runner
-    ("book/ch6_defenses.py", "    prepare(seeds, scale, workers)\n", "    prepare(seeds, scale, workers)  # built first\n"),
+    ("book/ch1_gap.py", 'MODELS = ("oracle", "base", "safe", "attacked")', 'MODELS = ("base", "oracle", "safe", "attacked")'),  # a runner
+    ("book/ch6_defenses.py", "    prepare(seeds, draws, scale, workers)\n", "    prepare(seeds, draws, scale, workers)  # built first\n"),
     ("defenses/rmu.py", '"""The safe model after RMU."""', '"""The safe model after RMU unlearning."""'),  # a docstring
     ("core/training.py", "    bar.close()\n", "\n    bar.close()  # done\n"),  # a comment and a blank line
 )
