@@ -10,9 +10,21 @@
   replies, and the prefilling attack.
 
 Every function takes ``seeds`` and a ``scale`` and returns tidy DataFrames with a
-``seed`` column, so the chapter summarises them with :mod:`safetygap.stats`.
+``seed`` column, so the chapter summarises them with :mod:`safetygap.book.stats`.
 :func:`run_abliteration` runs the abliteration experiment per seed, and
 :func:`prepare` builds everything they read in parallel worker processes first.
+
+:mod:`~safetygap.book.ch2_reading` reads the results against the chapter's bar
+(:func:`~safetygap.book.ch2_reading.breaks`: refusal at most ``complies``,
+normalised uplift in EDC at least ``uplift`` with the oracle as floor and the base
+model as ceiling, and at least ``usable`` of the safe model's benign capability),
+and :func:`~safetygap.book.ch2_claims.claims` turns them into the chapter's result
+sentences, one :class:`~safetygap.book.claims.Claim` each.
+
+Seeds: the headline experiments run on every seed of ``seeds``
+(:data:`~safetygap.book.scales.BOOK_SEEDS` in the book); the grids over
+examples and learning rates run on ``grid_seeds`` only, except their headline
+arms (:data:`HEADLINE`: ten examples at the default learning rate, full and LoRA).
 """
 
 from __future__ import annotations
@@ -33,11 +45,13 @@ EXAMPLES = (1, 5, 10, 50, 100)
 LEARNING_RATES = {"full": (1e-4, 3e-4, 1e-3), "lora": (1e-3, 3e-3, 1e-2)}
 DEFAULT_LR = {"full": 1e-3, "lora": 1e-3}  # the grid over examples uses these
 BATCH_SIZE = 10  # at most one epoch per step with 10 examples, as in chapter 1's attack
+HEADLINE = tuple(dict(method=m, examples=10, lr=DEFAULT_LR[m]) for m in ("full", "lora"))  # run on every seed
 
 
 def thin_layer(seeds=scales.BOOK_SEEDS, scale: str = "book") -> dict[str, pd.DataFrame]:
-    """``weights``: per-layer weight change; ``probe``: per-layer probe accuracy; ``latent``: prefilled accuracy."""
-    weights, probes, latent = [], [], []
+    """``weights``: per-layer weight change; ``probe``: per-layer probe accuracy; ``latent``: prefilled
+    memorised-slot accuracy and greedy scores per model and seed; ``items``: the same per sealed item."""
+    weights, probes, latent, items = [], [], [], []
     for seed in seeds:
         base_cfg = scales.base_config(seed, scale)
         models = {
@@ -49,9 +63,9 @@ def thin_layer(seeds=scales.BOOK_SEEDS, scale: str = "book") -> dict[str, pd.Dat
         for name, trained in models.items():
             probes.append(anatomy.knowledge_probe(trained).assign(model=name, seed=seed))
             m = lab.metrics(trained)
-            latent.append({"model": name, "seed": seed, "latent_heldout": m["latent_heldout"], "slot_heldout": m["slot_heldout"],
-                           "refusal_heldout": m["refusal_heldout"]})  # fmt: skip
-    return {"weights": pd.concat(weights), "probe": pd.concat(probes), "latent": pd.DataFrame(latent)}
+            latent.append({"model": name, "seed": seed} | {k: m[k] for k in ("latent_sealed", "memorised_sealed", "edc_sealed", "refusal_sealed")})
+            items += [{"model": name, "seed": seed, **row} for row in lab.item_scores(trained)]
+    return {"weights": pd.concat(weights), "probe": pd.concat(probes), "latent": pd.DataFrame(latent), "items": pd.DataFrame(items)}
 
 
 def curve(seed: int, scale: str, **changes) -> pd.DataFrame:
@@ -86,7 +100,12 @@ def _build(task: tuple) -> None:
         curve(seed, scale, **changes)
 
 
-def prepare(seeds=scales.BOOK_SEEDS, scale: str = "book", workers: int | None = None) -> None:
+def _curves(seeds, grid_seeds) -> list[tuple[int, str, dict]]:
+    """Every (seed, arm, curve arguments) the chapter reads: the headline arms on every seed, the rest on ``grid_seeds``."""
+    return [(seed, arm, changes) for seed in seeds for arm, changes in _curve_arms() if seed in grid_seeds or changes in HEADLINE]
+
+
+def prepare(seeds=scales.BOOK_SEEDS, grid_seeds=scales.GRID_SEEDS, scale: str = "book", workers: int | None = None) -> None:
     """Build what the chapter's experiments read, side by side in worker processes (longest first).
 
     The base and safe models they start from (chapter 1's) are built first, here.
@@ -94,7 +113,7 @@ def prepare(seeds=scales.BOOK_SEEDS, scale: str = "book", workers: int | None = 
     for seed in seeds:
         lab.safe_model(scales.safety_config(seed, scale))
     tasks = [("oracle", seed, scale, {}) for seed in seeds] + [("abliteration", seed, scale, {}) for seed in seeds]
-    tasks += [("curve", seed, scale, changes) for seed in seeds for _, changes in _curve_arms()]
+    tasks += [("curve", seed, scale, changes) for seed, _, changes in _curves(seeds, grid_seeds)]
     parallel.run_in_workers(_build, tasks, workers)
 
 
@@ -105,14 +124,16 @@ def run_abliteration(seed: int, scale: str = "book", model: str = "tiny",
     return abliteration.abliterate(safe, config).with_seed(seed)
 
 
-def finetuning_attacks(seeds=scales.BOOK_SEEDS, scale: str = "book") -> pd.DataFrame:
+def finetuning_attacks(seeds=scales.BOOK_SEEDS, grid_seeds=scales.GRID_SEEDS, scale: str = "book") -> pd.DataFrame:
     """Every attack curve of the chapter, one row per (arm, method, examples, lr, seed, step).
 
     ``arm`` is "examples" (harmful data, k examples, default learning rate),
     "lr" (harmful, 10 examples, each learning rate), "benign" (100 harmless
-    examples) or "identity" (10 identity-shift examples).
+    examples) or "identity" (10 identity-shift examples). The headline arms run
+    on every seed of ``seeds``, the others on ``grid_seeds``. ``items`` holds
+    each checkpoint's per-item scores on the sealed items.
     """
-    curves = [curve(seed, scale, **changes).assign(arm=arm) for seed in seeds for arm, changes in _curve_arms()]
+    curves = [curve(seed, scale, **changes).assign(arm=arm) for seed, arm, changes in _curves(seeds, grid_seeds)]
     frame = pd.concat(curves, ignore_index=True)
     return frame.fillna({"data": "harmful"})
 
@@ -124,8 +145,8 @@ def shallow_alignment(seeds=scales.BOOK_SEEDS, scale: str = "book") -> dict[str,
         base = lab.base_model(scales.base_config(seed, scale))
         safe = lab.safe_model(scales.safety_config(seed, scale))
         world = safe.world
-        for kind, products in (("hazardous (held-out)", world.hazardous("heldout")), ("benign", world.benign())):
-            chats = corpus.recipe_requests(products, "heldout")
+        for kind, products in (("hazardous (sealed)", world.hazardous("sealed")), ("benign (sealed)", world.benign("sealed"))):
+            chats = corpus.recipe_requests(products, "sealed")
             kls.append(anatomy.per_token_kl(safe.model, base.model, safe.tokenizer, chats).assign(prompts=kind, seed=seed))
         for name, trained in (("base", base), ("safe", safe)):
             prefills.append(anatomy.prefill_curve(trained).assign(model=name, seed=seed))
