@@ -157,7 +157,7 @@ def _evaluation_prompts(world: World) -> set[str]:
 
 
 def test_attack_curves_see_no_sealed_item(safe, monkeypatch):
-    config = scales.attack_config(SEED, SCALE, safety=SAFETY, train=SHORT)
+    config = dataclasses.replace(scales.attack_config(SEED, SCALE), safety=SAFETY, train=SHORT)
     with tripwire(monkeypatch, safe.tokenizer) as seen:
         attack_curve.__wrapped__(config, (2,))
     assert not leaks(safe.world, [t for t in seen if t not in _evaluation_prompts(safe.world)])
@@ -183,9 +183,10 @@ def test_a_pipeline_handed_a_sealed_item_trips_the_wire(safe, monkeypatch):
 
     monkeypatch.setattr(World, "hazardous", doctored)
     whole_pool = TrainConfig(steps=1, lr=1e-3, batch_size=256, schedule="constant")
-    config = scales.attack_config(SEED, SCALE, safety=SAFETY, train=whole_pool, examples=len(doctored(world, "attacker")) * 6)
+    config = dataclasses.replace(scales.attack_config(SEED, SCALE), safety=SAFETY, train=whole_pool,
+                                 examples=len(doctored(world, "attacker")) * 6)
     with tripwire(monkeypatch, safe.tokenizer) as seen:
-        attack_curve.__wrapped__(config, (2,))
+        attack_curve.__wrapped__(config, (1,))
     assert leaks(world, [t for t in seen if t not in _evaluation_prompts(world)])
 
 
