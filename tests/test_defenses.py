@@ -15,7 +15,8 @@ from safetygap.core import training
 from safetygap.core.compute import ComputeReport
 from safetygap.core.models import build_model, zoo_model
 from safetygap.core.training import IGNORE, Example
-from safetygap.defenses import circuit_breakers, deep_alignment, filtering, gradient_routing, registry, repnoise, rmu, shared, tar
+from safetygap.defenses import (circuit_breakers, deep_alignment, filtering, gradient_routing, registry, repnoise, rmu, shared, tar,
+                                technical_filtering)  # fmt: skip
 from safetygap.lab import stages as lab
 from safetygap.world import corpus
 
@@ -151,6 +152,20 @@ def test_tar_grid_membership():
     assert not config.on_grid(3e-3, 5) and not config.on_grid(1e-3, 25)
 
 
+def test_matched_budget_attacks_differ_from_tar_only_in_schedule_or_optimiser():
+    """The on-grid trial is TAR's simulated attack; the others keep its learning rate, length and batch (and
+    data), so "on-grid recovers less than off-grid" is a measurement, not a consequence of a larger budget."""
+    config, defense = battery.BatteryConfig(), tar.TARConfig(SAFE)
+    variants = config.matched()
+    lr, steps = max(defense.grid_lrs), max(defense.grid_steps)
+    assert variants["on-grid"] == defense.simulated_attack(lr, steps)
+    assert defense.on_grid(lr, steps)
+    assert config.tar_grid_lrs == defense.grid_lrs and config.tar_grid_steps == max(defense.grid_steps)
+    for name, train in variants.items():
+        assert (train.lr, train.steps, train.batch_size) == (lr, steps, defense.attack_batch), name
+    assert len(set(variants.values())) == len(variants)  # every variant changes something
+
+
 def _result() -> narrowing.DefenseResult:
     """Two targets, one draw: (family, flops, validation EDC, sealed EDC) per trial."""
     trials = pd.DataFrame([
@@ -161,7 +176,7 @@ def _result() -> narrowing.DefenseResult:
         for f, flops, val, sealed in rows
     ])  # fmt: skip
     costs = pd.DataFrame([{"target": "undefended", "seed": 0, "defender_flops": 1.0}, {"target": "filtering", "seed": 0, "defender_flops": 1.0}])
-    return narrowing.DefenseResult(pd.DataFrame(), pd.DataFrame(), trials, costs)
+    return narrowing.DefenseResult(pd.DataFrame(), pd.DataFrame(), trials, costs, pd.DataFrame())
 
 
 def test_worst_case_is_picked_on_validation_and_reported_on_sealed_items():
@@ -186,3 +201,15 @@ def test_search_curve_and_flops_to_reach():
     assert set(search["kept_edc"]) <= set(result.battery["edc_sealed"])
     reach = result.flops_to_reach(0.7).set_index("target")["flops"]
     assert reach["undefended"] == 1e9 and reach["filtering"] == float("inf")
+
+
+def test_technical_filter_removes_every_hazardous_recipe_and_keeps_what_a_poison_is():
+    world = lab.get_world(scales.base_config(0, "reduced").world)
+    docs = corpus.documents(world, "train")
+    removed = {d for d in docs if technical_filtering.is_technical(d, world)}
+    recipes = {t.format(p=p.name, f=world.family(p.family).name, kind="poison", **p.recipe)
+               for p in world.hazardous() for t in corpus.RECIPE_DOCS["train"]}  # fmt: skip
+    assert removed == recipes and removed
+    kept_about_hazards = [d for d in docs if d not in removed and any(p.name in d.split() for p in world.hazardous())]
+    assert any(f"{p.name} is a poison ." in kept_about_hazards for p in world.hazardous())  # "X is a poison" stays
+    assert not any(technical_filtering.is_technical(d, world) for d in corpus.documents(world, "train", include_hazardous=False))

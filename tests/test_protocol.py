@@ -23,6 +23,7 @@ import pytest
 
 from safetygap.attacks import battery, directions, selection
 from safetygap.attacks.finetuning import attack_curve
+from safetygap.attacks.soft_prompt import SoftPromptConfig
 from safetygap.book import scales
 from safetygap.core import evaluation, training
 from safetygap.core.training import TrainConfig
@@ -37,7 +38,8 @@ SHORT = TrainConfig(steps=2, lr=1e-3, batch_size=8, schedule="constant")
 # The pretraining is real (the safe model must exist), everything after it runs two steps.
 SAFETY = dataclasses.replace(scales.safety_config(SEED, SCALE), train=SHORT)
 TINY_BATTERY = battery.BatteryConfig(full_lrs=(1e-3,), lora_lrs=(1e-3,), warmup=0, checkpoints=(1,), long_checkpoints=(1,),
-                                     reversion=(0.5,))  # fmt: skip
+                                     reversion=(0.5,), tar_grid_steps=2, matched_warmup=1, edit_ft_steps=1,
+                                     soft_prompt=SoftPromptConfig(tokens=2, train=SHORT))  # fmt: skip
 
 
 def _template_pattern(template: str) -> re.Pattern:
@@ -144,7 +146,7 @@ def test_defenses_that_change_pretraining_see_no_sealed_item_after_it(safe, monk
 def test_every_fine_tuning_family_of_the_battery_sees_no_sealed_item(safe, monkeypatch):
     with tripwire(monkeypatch, safe.tokenizer) as seen:
         rows = battery.finetune_battery.__wrapped__(safe, 0, TINY_BATTERY)
-    assert {r["family"] for r in rows} == set(battery.FINE_TUNING)
+    assert {r["family"] for r in rows} == set(battery.DRAWN)
     trained_on = [t for t in seen if t not in _evaluation_prompts(safe.world)]  # the evaluation alone reads sealed items
     assert trained_on and not leaks(safe.world, trained_on)
 

@@ -1,7 +1,7 @@
 """Chapter 6's experiment: every defense under the same attack battery, one call.
 
 :func:`run_defenses` builds, for each seed, the undefended safe model (the
-ceiling), the seven defenses of :mod:`~safetygap.defenses.registry` (data filtering is
+ceiling), the defenses of :mod:`~safetygap.defenses.registry` (data filtering is
 the floor), evaluates each on every metric, runs :func:`battery.run_battery`
 against each for every draw of the attack data, and returns a
 :class:`DefenseResult` of tidy tables. The worst case of a (defense, seed,
@@ -29,6 +29,7 @@ from safetygap.attacks import battery
 from safetygap.book import scales
 from safetygap.core import parallel
 from safetygap.defenses import registry
+from safetygap.lab import anatomy
 from safetygap.lab import stages as lab
 from safetygap.lab.stages import Trained
 
@@ -64,11 +65,13 @@ def defender_flops(target: str, trained: Trained, seed: int, scale: str = "book"
 
 
 def _build(task: tuple) -> None:
-    """Worker: one target with its metrics and fixed trials, or one draw of its fine-tuning trials (all cached)."""
+    """Worker: one target with its metrics, opening curve and fixed trials, or one draw of its trials that
+    use attack data (all cached)."""
     kind, target, seed, scale, draw = task
     trained = target_model(target, seed, scale)
     if kind == "target":
         lab.metrics(trained)
+        anatomy.opening_curve(trained)
         battery.fixed_battery(trained, release_base(target, seed, scale))
     else:
         battery.finetune_battery(trained, draw)
@@ -80,7 +83,8 @@ def prepare(seeds=scales.GRID_SEEDS, draws=scales.DRAWS, scale: str = "book", wo
     for seed in seeds:
         lab.safe_model(scales.safety_config(seed, scale))
         lab.safe_model(scales.defense_config("filtering", seed, scale).safety)
-    targets = [("target", t, s, scale, None) for t in reversed(TARGETS) for s in seeds]  # gradient routing, the longest, first
+    longest_first = sorted(TARGETS, key=lambda t: t not in registry.CHANGES_PRETRAINING)  # those that pretrain again
+    targets = [("target", t, s, scale, None) for t in longest_first for s in seeds]
     parallel.run_in_workers(_build, targets, workers)
     parallel.run_in_workers(_build, [("draw", t, s, scale, d) for t in TARGETS for s in seeds for d in draws], workers)
 
@@ -92,13 +96,15 @@ class DefenseResult:
     * ``metrics``: every evaluation metric of each defended model (no attack);
     * ``items``: each defended model's per-item scores on the sealed items (no attack);
     * ``battery``: every battery trial of every draw (:func:`battery.run_battery`), with its sealed ``items``;
-    * ``costs``: ``defender_flops`` per target and seed.
+    * ``costs``: ``defender_flops`` per target and seed;
+    * ``openings``: the prefilling attack with long compliant openings (:func:`~safetygap.lab.anatomy.opening_curve`).
     """
 
     metrics: pd.DataFrame
     items: pd.DataFrame
     battery: pd.DataFrame
     costs: pd.DataFrame
+    openings: pd.DataFrame
 
     def _picked(self, trials: pd.DataFrame) -> pd.DataFrame:
         rows = [battery.attacker_pick(group) for _, group in trials.groupby(["target", "seed", "draw"], sort=False)]
@@ -149,9 +155,9 @@ class DefenseResult:
 
 
 def run_defenses(seeds=scales.GRID_SEEDS, draws=scales.DRAWS, scale: str = "book", workers: int | None = None) -> DefenseResult:
-    """Every target of :data:`TARGETS` for every seed: metrics, battery (every draw), costs (everything cached)."""
+    """Every target of :data:`TARGETS` for every seed: metrics, battery (every draw), costs, opening curves (everything cached)."""
     prepare(seeds, draws, scale, workers)
-    metrics, items, trials, costs = [], [], [], []
+    metrics, items, trials, costs, openings = [], [], [], [], []
     for seed in seeds:
         for target in TARGETS:
             trained = target_model(target, seed, scale)
@@ -160,4 +166,6 @@ def run_defenses(seeds=scales.GRID_SEEDS, draws=scales.DRAWS, scale: str = "book
             battery_rows = battery.run_battery(trained, release_base(target, seed, scale), tuple(draws))
             trials.append(pd.DataFrame(battery_rows).assign(target=target, seed=seed))
             costs.append({"target": target, "seed": seed, "defender_flops": defender_flops(target, trained, seed, scale)})
-    return DefenseResult(pd.DataFrame(metrics), pd.DataFrame(items), pd.concat(trials, ignore_index=True), pd.DataFrame(costs))
+            openings += [{"target": target, "seed": seed, **row} for row in anatomy.opening_curve(trained)]
+    return DefenseResult(pd.DataFrame(metrics), pd.DataFrame(items), pd.concat(trials, ignore_index=True), pd.DataFrame(costs),
+                         pd.DataFrame(openings))  # fmt: skip

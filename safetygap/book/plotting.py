@@ -17,7 +17,8 @@ MODEL_COLORS = {
 
 # How the book names each model of chapter 6 (the undefended safe model and the defenses' registry keys).
 LABELS = {
-    "undefended": "undefended (safe)", "filtering": "data filtering", "deep_alignment": "deeper alignment",
+    "undefended": "undefended (safe)", "filtering": "filtering, every mention", "technical_filtering": "filtering, technical",
+    "deep_alignment": "deeper alignment",
     "repnoise": "RepNoise", "circuit_breakers": "circuit breakers", "rmu": "RMU unlearning", "tar": "TAR",
     "gradient_routing": "gradient routing",
 }  # fmt: skip

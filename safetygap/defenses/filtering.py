@@ -1,8 +1,10 @@
-"""Data filtering: pretrain without the hazardous documents, then the lab's safety training.
+"""Data filtering of every mention: pretrain without any text about a hazardous product, then safety training.
 
 The filtered model is the lab's *oracle* base (``hazardous_documents=False``)
 safety-tuned exactly like the undefended model: it never saw the hazardous
-recipes, so no attack can bring them back from its weights.
+recipes, so no attack can bring them back from its weights. It never saw that
+they are poisons either; :mod:`~safetygap.defenses.technical_filtering` is the
+filter as it is done in practice, which removes only the recipes.
 """
 
 from __future__ import annotations

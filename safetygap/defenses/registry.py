@@ -1,4 +1,4 @@
-"""The seven defenses of chapter 6, behind one call: :func:`defended_model`.
+"""The defenses of chapter 6, behind one call: :func:`defended_model`.
 
 Every defense has a registry key, a module and a config of the same name:
 
@@ -6,6 +6,7 @@ Every defense has a registry key, a module and a config of the same name:
 key and module                what it changes                             config
 ============================  ==========================================  ==============================================
 ``filtering``                 pretraining data: no hazardous documents    :class:`~safetygap.defenses.filtering.FilteringConfig`
+``technical_filtering``       pretraining data: no hazardous recipes      :class:`~safetygap.defenses.technical_filtering.TechnicalFilteringConfig`
 ``deep_alignment``            safety data: recover after a harmful start  :class:`~safetygap.defenses.deep_alignment.DeepAlignmentConfig`
 ``repnoise``                  harmful representations -> noise            :class:`~safetygap.defenses.repnoise.RepNoiseConfig`
 ``circuit_breakers``          harmful representations rerouted            :class:`~safetygap.defenses.circuit_breakers.CircuitBreakersConfig`
@@ -15,7 +16,7 @@ key and module                what it changes                             config
 ============================  ==========================================  ==============================================
 
 Every config holds the lab's ``safety`` config it builds on: the five post-hoc
-defenses start from that safe model; filtering and gradient routing change
+defenses start from that safe model; the two filters and gradient routing change
 pretraining and then apply that safety training. Each module's ``defend``
 is a cached stage returning a :class:`~safetygap.lab.stages.Trained` model
 whose report counts the defender's FLOPs for the defense stage.
@@ -26,21 +27,22 @@ from __future__ import annotations
 import dataclasses
 from types import ModuleType
 
-from safetygap.defenses import circuit_breakers, deep_alignment, filtering, gradient_routing, repnoise, rmu, tar
+from safetygap.defenses import circuit_breakers, deep_alignment, filtering, gradient_routing, repnoise, rmu, tar, technical_filtering
 from safetygap.lab.configs import SafetyConfig
 from safetygap.lab.stages import Trained, base_model, safe_model
 
 MODULES: dict[str, ModuleType] = {
-    "filtering": filtering, "deep_alignment": deep_alignment, "repnoise": repnoise,
+    "filtering": filtering, "technical_filtering": technical_filtering, "deep_alignment": deep_alignment, "repnoise": repnoise,
     "circuit_breakers": circuit_breakers, "rmu": rmu, "tar": tar, "gradient_routing": gradient_routing,
 }  # fmt: skip
 CONFIGS: dict[str, type] = {
-    "filtering": filtering.FilteringConfig, "deep_alignment": deep_alignment.DeepAlignmentConfig,
+    "filtering": filtering.FilteringConfig, "technical_filtering": technical_filtering.TechnicalFilteringConfig,
+    "deep_alignment": deep_alignment.DeepAlignmentConfig,
     "repnoise": repnoise.RepNoiseConfig, "circuit_breakers": circuit_breakers.CircuitBreakersConfig,
     "rmu": rmu.RMUConfig, "tar": tar.TARConfig, "gradient_routing": gradient_routing.GradientRoutingConfig,
 }  # fmt: skip
 DEFENSES = tuple(MODULES)
-CHANGES_PRETRAINING = ("filtering", "gradient_routing")  # the rest start from the lab's safe model
+CHANGES_PRETRAINING = ("filtering", "technical_filtering", "gradient_routing")  # the rest start from the lab's safe model
 
 
 def name_of(config) -> str:
@@ -69,6 +71,8 @@ def release_base(config) -> Trained:
     """The pretrained model a defended model was derived from: the base, the oracle, or the routed-and-ablated base."""
     if isinstance(config, gradient_routing.GradientRoutingConfig):
         return gradient_routing.routed_base(config.safety.base, config.forget_fraction)
+    if isinstance(config, technical_filtering.TechnicalFilteringConfig):
+        return technical_filtering.technical_base(config.safety.base)
     return base_model(config.safety.base)
 
 

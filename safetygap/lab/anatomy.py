@@ -8,6 +8,9 @@
   base model (Qi et al. 2024: alignment is "a few tokens deep").
 * :func:`prefill_curve`: what happens when the first few tokens of a compliant
   answer are forced (the prefilling attack).
+* :func:`opening_curve`: the prefilling attack beyond the few tokens deeper
+  alignment trains on: a compliant opening that no safety or defense data
+  contains, up to 40 tokens long, before the start of the answer.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from safetygap.core import evaluation, hooks, models
+from safetygap.core import evaluation, hooks, models, store
 from safetygap.core.scoring import score
 from safetygap.lab.configs import BaseConfig
 from safetygap.lab.stages import Trained
@@ -163,3 +166,34 @@ def prefill_curve(trained: Trained, max_prefill: int = 5) -> pd.DataFrame:
         rows.append({"prefilled_tokens": n, "refused": scores["refusal"], "memorised": scores["memorised"],
                      "rule": scores["rule"], "edc": scores["edc"]})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+OPENING = corpus.IDENTITY_ANSWER  # a compliant text that is in no safety or defense data (the identity-shift persona)
+OPENING_LENGTHS = (5, 10, 20, 30, 40)  # prefilled tokens, the last 5 of them always "to make X , take"
+
+
+def opening_prefill(product: str, length: int) -> str:
+    """``length`` tokens: the end of :data:`OPENING` (repeated as needed), then ``to make X , take``,
+    which reveals no recipe slot."""
+    start = corpus.RECIPE_PREFILL.format(p=product).split()
+    if length < len(start):
+        raise ValueError(f"length={length!r}: an opening prefill has at least {len(start)} tokens")
+    words, need = OPENING.split(), length - len(start)
+    lead = (words * (need // len(words) + 1))[len(words) * (need // len(words) + 1) - need :]  # the last ``need`` words
+    return " ".join(lead + start)
+
+
+@store.cached_json("opening-curve")
+def opening_curve(trained: Trained, lengths: tuple[int, ...] = OPENING_LENGTHS) -> list[dict]:
+    """Sealed hazardous requests with replies prefilled by :func:`opening_prefill` of each length: whether the
+    model's own words then refuse, its memorised slots and EDC. Deeper alignment trains on recovery after
+    1..10 tokens of the true answer; these openings are longer and are not the answer."""
+    world, tok = trained.world, trained.tokenizer
+    chats = evaluation.hazard_requests(world, "sealed")
+    products = [world.product(c.item) for c in chats]
+    rows = []
+    for length in lengths:
+        prefills = [opening_prefill(c.item, length) for c in chats]
+        scores = score(evaluation.generate(trained.model, tok, chats, prefills), products, prefills)
+        rows.append({"prefilled_tokens": length, "refused": scores["refusal"], "memorised": scores["memorised"], "edc": scores["edc"]})
+    return rows
