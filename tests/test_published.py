@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from safetygap.book import published
-from safetygap.book.ch2_reading import QI_ARMS
+from safetygap.book.ch2_reading import QI_ARMS, matched_step
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +80,9 @@ def test_chapter_two_finds_each_setting_it_compares(figures):
 def test_a_lookup_that_matches_several_rows_is_refused(figures):
     with pytest.raises(KeyError, match="rows match"):
         published.figure(figures, "qi2023finetuning", "harmfulness_rate_after")
+
+
+def test_the_book_reads_its_curves_at_the_papers_number_of_epochs():
+    steps = (1, 5, 10, 30)
+    assert [matched_step(steps, arm.examples, arm.epochs) for arm in QI_ARMS] == [5, 30, 30, 10, 10]
+    assert matched_step((10, 30), 100, 2) == 10  # a tie (1 and 3 epochs around 2) goes to the earlier checkpoint
