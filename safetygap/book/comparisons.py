@@ -1,4 +1,4 @@
-""""What the papers found vs. what we see": the tables of chapters 1, 2 and 6 that set a published figure
+"""The "what the papers found vs. what we see" tables of chapters 1, 2 and 6 that set a published figure
 (:mod:`~safetygap.book.published`) beside the book's own number for the same kind of attack at the closest
 budget the book has, each with a column that says what still differs (the measure, the model, the budget).
 
