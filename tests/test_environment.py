@@ -5,7 +5,6 @@ These tests read files only (no training), so they run in well under a second.
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
@@ -141,16 +140,3 @@ def test_toc_files_exist():
         and not (ROOT / f).exists()
     ]
     assert not missing, f"_toc.yml lists files that do not exist: {missing}"
-
-
-def test_published_figures_cite_known_papers(bib_keys):
-    with open(ROOT / "data" / "published_figures.csv", newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    assert rows, "data/published_figures.csv is empty"
-    assert list(rows[0]) == ["paper_key", "model", "setting", "metric", "value", "unit", "note"]
-    unknown = sorted({row["paper_key"] for row in rows} - bib_keys)
-    assert not unknown, f"paper_key values not in references.bib: {unknown}"
-    for row in rows:
-        float(row["value"])  # every value is numeric
-    keys = [(r["paper_key"], r["model"], r["setting"], r["metric"]) for r in rows]
-    assert len(keys) == len(set(keys)), "duplicate (paper_key, model, setting, metric) rows"

@@ -23,7 +23,7 @@ import pytest
 
 from safetygap.attacks import battery, directions, selection
 from safetygap.attacks.finetuning import attack_curve
-from safetygap.attacks.soft_prompt import SoftPromptConfig
+from safetygap.attacks.soft_prompt import PLACEHOLDER, SoftPromptConfig
 from safetygap.book import scales
 from safetygap.core import evaluation, training
 from safetygap.core.training import TrainConfig
@@ -147,7 +147,8 @@ def test_every_fine_tuning_family_of_the_battery_sees_no_sealed_item(safe, monke
     with tripwire(monkeypatch, safe.tokenizer) as seen:
         rows = battery.finetune_battery.__wrapped__(safe, 0, TINY_BATTERY)
     assert {r["family"] for r in rows} == set(battery.DRAWN)
-    trained_on = [t for t in seen if t not in _evaluation_prompts(safe.world)]  # the evaluation alone reads sealed items
+    asked = {t.replace(f" {PLACEHOLDER}", "") for t in seen}  # a soft prompt's evaluation asks with placeholders appended
+    trained_on = [t for t in asked if t not in _evaluation_prompts(safe.world)]  # the evaluation alone reads sealed items
     assert trained_on and not leaks(safe.world, trained_on)
 
 

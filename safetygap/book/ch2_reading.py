@@ -3,6 +3,8 @@ off the runners' results (:mod:`~safetygap.book.ch2_anatomy`) before its claims 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from safetygap.attacks import abliteration
@@ -11,7 +13,7 @@ from safetygap.book import scales
 from safetygap.lab import stages as lab
 from safetygap.world import corpus
 
-from safetygap.book.ch2_anatomy import DEFAULT_LR, run_abliteration
+from safetygap.book.ch2_anatomy import BATCH_SIZE, DEFAULT_LR, run_abliteration
 
 
 #
@@ -21,6 +23,50 @@ from safetygap.book.ch2_anatomy import DEFAULT_LR, run_abliteration
 
 REFERENCE_MODELS = ("oracle", "base", "safe")
 QI_STEPS = 5  # Qi et al.'s ten-example attack: 5 epochs at batch 10, i.e. 5 steps
+
+
+@dataclass(frozen=True)
+class QiArm:
+    """One setting of :cite:t:`qi2023finetuning` (a row of ``data/published_figures.csv``: ``model``, ``setting``)
+    and the chapter's curve that does the same to the book's model: ``arm`` of :func:`setting` with ``examples``
+    examples (the harmful-data arms at the default learning rate), read at the paper's number of ``epochs``;
+    ``data_differs`` says how the book's data differ from the paper's, where they do."""
+
+    model: str
+    setting: str
+    arm: str
+    examples: int
+    epochs: float
+    data_differs: str = ""
+
+
+# The paper's settings the chapter compares with, each with its own open-weight model where the paper has one.
+QI_ARMS = (
+    QiArm("Llama-2-7b-Chat", "10 harmful examples, 5 epochs at batch 10 (5 steps), lr 5e-5", "examples", 10, 5),
+    QiArm("Llama-2-7b-Chat", "50 harmful examples, 5 epochs at batch 10 (25 steps), lr 5e-5", "examples", 50, 5),
+    QiArm("Llama-2-7b-Chat", "100 harmful examples, 5 epochs at batch 10 (50 steps), lr 5e-5", "examples", 100, 5),
+    QiArm("GPT-3.5 Turbo", "10 identity-shifting examples, no harmful content, 10 epochs", "identity", 10, 10),
+    QiArm("Llama-2-7b-Chat", "benign fine-tuning on Alpaca, 1 epoch", "benign", 100, 1,
+          "the data: 100 harmless chats here, the whole Alpaca set in the paper"),
+)
+
+
+def epochs_at(step: int, examples: int) -> float:
+    """Passes over ``examples`` examples after ``step`` steps at the chapter's batch size."""
+    return step * BATCH_SIZE / examples
+
+
+def matched_step(steps, examples: int, epochs: float) -> int:
+    """Of the checkpoints ``steps``, the one whose number of epochs over ``examples`` examples is nearest ``epochs``
+    (the earlier one on a tie): where the chapter reads a curve to compare it with a paper's run of ``epochs``."""
+    return min(sorted(steps), key=lambda step: abs(epochs_at(step, examples) - epochs))
+
+
+def qi_curve(table: pd.DataFrame, arm: QiArm) -> pd.DataFrame:
+    """The rows of ``table`` (:func:`finetuning_attacks`, any columns) for the curve that matches ``arm``."""
+    if arm.arm == "examples":
+        return setting(table, "examples", "full", arm.examples, DEFAULT_LR["full"])
+    return setting(table, arm.arm)
 
 
 def reference_metrics(seeds=scales.BOOK_SEEDS, scale: str = "book") -> pd.DataFrame:
