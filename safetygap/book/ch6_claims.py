@@ -97,11 +97,15 @@ def matched(result: DefenseResult, target: str, variant: str, column: str = "edc
     return trials[trials["method"] == variant].groupby("seed")[column].mean()
 
 
+def family_means(result: DefenseResult) -> pd.DataFrame:
+    """Sealed EDC of the attacker's pick within each family (columns) per target (rows), mean over seeds and draws."""
+    return result.matrix().groupby("target")[list(battery.FAMILIES)].mean()
+
+
 def best_family(result: DefenseResult) -> pd.Series:
     """Per target, the attack family whose attacker-picked trial has the highest sealed EDC (mean over seeds and
     draws): the attack that does best against it."""
-    matrix = result.matrix().groupby("target")[list(battery.FAMILIES)].mean()
-    return matrix.idxmax(axis=1)
+    return family_means(result).idxmax(axis=1)
 
 
 def opening(result: DefenseResult, target: str, tokens: int, column: str = "memorised") -> pd.Series:
