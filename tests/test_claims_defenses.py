@@ -23,7 +23,8 @@ SEEDS, DRAWS, SCALE = (scales.DEV_SEED,), (0,), "reduced"
 #   by more), more than the `floor` and `margin` bars, so at this size they measure which items were dealt to the
 #   sealed role; the reduced upper bound in particular is a maximum over ~30 trials on 6 items, the winner's curse
 #   at its largest;
-# - capability_others, attack_costs_capability, attack_keeps_capability, hiding_uplift, deep_fine_tuning: the defenses' and the battery's
+# - capability_others, attack_costs_capability, attack_keeps_capability, hiding_uplift, deep_fine_tuning,
+#   rmu_relearning_beats_edit_ft: the defenses' and the battery's
 #   hyperparameters were chosen for the book-scale world and training length; the reduced world is smaller and
 #   pretrained for fewer steps, so capability ratios and the order of the hiding defenses differ there (the
 #   attacker's pick against the reduced undefended model, for one, is a reversion that keeps all its capability);
