@@ -84,7 +84,7 @@ class LivePrompt:
 
 def label(name: str) -> str:
     """How the page names a live model: one of :data:`LABELS`, or the defense's registry key."""
-    return LABELS.get(name, f"Defended ({name.replace('_', ' ')}): a defense of chapter 6 on the safe model's training")
+    return LABELS.get(name, f"Defended ({name.replace('_', ' ')}): one of chapter 6's defenses")
 
 
 def live_models(config: LiveConfig = LiveConfig()) -> dict[str, Trained]:
