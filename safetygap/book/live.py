@@ -16,6 +16,13 @@ in plain JavaScript (no runtime library, no server, no network: it works from
   into the built page in headless Chromium and checks that the browser's answers
   are equal to these.
 
+Why not ONNX and ONNX Runtime Web: the runtime's smallest build is a 14 MB
+WebAssembly binary (plus its loader) to run models of 0.6 MB each. It would have
+to live in the repository, because the build machine has no npm; browsers refuse
+to fetch it from ``file://``; and the page would still need its own tokenizer
+and decoding loop. The forward pass of these models is about a hundred lines,
+which readers can read, and the browser test checks it against torch.
+
 The files are written when the book is built: this module is also a Sphinx
 extension (listed in ``_config.yml``) that exports the models from the artifact
 store when the HTML build has finished. The chapters have already built them by
@@ -31,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from sphinx.util import logging
 from transformers import LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from safetygap.attacks.finetuning import attacked_model
@@ -193,7 +201,8 @@ def reference(models: dict[str, Trained], config: LiveConfig = LiveConfig()) -> 
 def write_site(directory: Path, config: LiveConfig = LiveConfig(), models: dict[str, Trained] | None = None) -> list[Path]:
     """Write ``models.js`` and ``reference.json`` into ``directory`` (the built book's ``_static/live``).
 
-    ``models`` defaults to :func:`live_models` of ``config``; tests pass small ones.
+    ``models`` defaults to :func:`live_models` of ``config``; tests pass small ones (``config`` still gives the
+    decoding settings and the seed the page names).
     """
     models = live_models(config) if models is None else models
     directory.mkdir(parents=True, exist_ok=True)
@@ -207,11 +216,7 @@ def write_site(directory: Path, config: LiveConfig = LiveConfig(), models: dict[
 def _on_build_finished(app, exception) -> None:
     """Sphinx hook: after a successful HTML build, write the live models into its ``_static/live``."""
     if exception is None and app.builder.format == "html":
-        torch.set_num_threads(1)
-        with torch.no_grad():
-            written = write_site(Path(app.outdir) / SITE_DIR)
-        from sphinx.util import logging
-
+        written = write_site(Path(app.outdir) / SITE_DIR)
         logging.getLogger(__name__).info(f"live models: wrote {', '.join(str(p) for p in written)}")
 
 
