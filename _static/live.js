@@ -202,7 +202,7 @@
     form.append(el("label", {}, "Question"), question, el("label", {}, "Reply starts with"), prefill, ask);
     var examples = el("div", { class: "live-examples" });
     var seen = el("div", { class: "live-tokens" });
-    var status = el("p", { class: "live-status" }, "The models (about 3 MB) load when you ask the first question.");
+    var status = el("p", { class: "live-status" }, "The models load when you come to this box: then pick an example or type a question.");
     var answers = el("div", { class: "live-answers" });
     root.append(form, examples, seen, status, answers);
 
