@@ -1,6 +1,7 @@
 """The book is citable and its pages point only at what readers have.
 
-``CITATION.cff`` carries the package's version and the book's authors; the essay the book follows is
+``CITATION.cff`` carries the package's version (``pyproject.toml`` and ``safetygap.__version__``) and the
+book's authors; the essay the book follows is
 an entry of ``references.bib`` that the introduction cites; no page mentions the authors' private
 design notes, their issue tracker or their machines' paths.
 """
@@ -25,6 +26,7 @@ def test_citation_file_names_the_version_and_the_authors():
     assert citation["cff-version"] == "1.2.0"
     assert citation["title"] and citation["message"]
     assert str(citation["version"]) == version, f"CITATION.cff says {citation['version']}, pyproject.toml {version}"
+    assert f'__version__ = "{version}"' in (ROOT / "safetygap" / "__init__.py").read_text(encoding="utf-8")
     assert [a.get("name") for a in citation["authors"]] == [config["author"]]
 
 
