@@ -2,6 +2,7 @@
 #
 #   make book   install into $(VENV) if needed, run every chapter, write _build/html
 #   make test   install into $(VENV) if needed, run the test suite
+#   make linkcheck  check every internal link and anchor of the built book
 #
 # Variables (override on the command line, e.g. `make book VENV=/opt/sg-venv`):
 #   PYTHON          interpreter used to create the virtual environment
@@ -21,7 +22,7 @@ STAMP  := $(VENV)/.installed
 BENCHMARK_ARGS ?= --reuse-venv $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv book test benchmark clean
+.PHONY: help venv book test linkcheck benchmark clean
 
 help:  ## Show this help
 	@echo "Targets:"
@@ -47,6 +48,9 @@ book: venv  ## Execute every chapter and build the HTML book in _build/html
 
 test: venv  ## Run the test suite (unit and reduced-size end-to-end tests)
 	$(BIN)/python -m pytest
+
+linkcheck: venv  ## Check every internal link and #anchor of the built book (_build/html)
+	$(BIN)/python scripts/check_links.py _build/html
 
 benchmark: venv  ## Time a cold build from a fresh clone; writes data/benchmarks/build.json
 	$(BIN)/python scripts/benchmark_build.py $(BENCHMARK_ARGS)

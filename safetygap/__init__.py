@@ -15,4 +15,4 @@ The package is laid out by stage, and imports run one way::
 Attacks and defenses do not import each other.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
