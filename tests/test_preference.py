@@ -86,3 +86,24 @@ def test_a_few_dpo_steps_raise_the_chosen_margin_and_reject_a_bad_beta():
     assert report.forward_tokens == report.tokens  # the reference read every token the policy trained on
     with pytest.raises(ValueError, match="beta"):
         preference.PreferenceConfig(beta=0.0)
+
+
+# --- Chapter 2's claims about DPO at reduced size ----------------------------------------------------------
+
+# The claims of ch2_preference that one seed at reduced size must carry: DPO makes a prefill bring back less, and the
+# ten-example attack still removes refusal after it. The others are book-scale statements: "on most seeds" needs
+# several seeds, and how much capability DPO costs and how far its KL reaches depend on a learning rate chosen on the
+# book-scale development seed.
+HEADLINE = ("dpo_prefill_deeper", "dpo_attack_removes")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", HEADLINE)
+def test_dpo_headline_claims_hold_at_reduced_size(name):
+    from safetygap.book import ch2_preference, ch2_reading, scales
+
+    seeds = (scales.DEV_SEED,)
+    result = ch2_preference.compare(seeds, "reduced")
+    oracle = ch2_reading.reference(ch2_reading.reference_metrics(seeds, "reduced"), "oracle", "edc_sealed")
+    claim = {c.name: c for c in ch2_preference.claims(result, oracle)}[name]
+    assert claim.holds, f"{claim.name}: {claim.statement} ({claim.evidence})"

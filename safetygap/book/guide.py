@@ -38,6 +38,10 @@ RUN_MINUTES = {
     "01_safety_gap": RunTime(cold=20, warm=1),
     "02_anatomy": RunTime(cold=7, warm=1),
     "06_narrowing": RunTime(cold=23, warm=2),
+    # 7 and 8 train nothing: "cold" is their run after chapter 6 in a whole build (reading its store), measured
+    # with the runner on the shared machine under load, so an upper bound; "warm" rounds that down for an idle machine
+    "07_policy": RunTime(cold=4, warm=2),
+    "08_living": RunTime(cold=5, warm=2),
     "appendix_world": RunTime(cold=1, warm=1),
     "appendix_reproducibility": RunTime(cold=1, warm=1),
 }
