@@ -48,8 +48,11 @@ def test_student_mode_requires_the_headline_claims_and_shows_the_others(capsys):
 
 
 def test_the_banner_names_the_mode_scale_and_seeds():
-    assert "book mode" in mode.BOOK.banner() and "seeds 1, 2, 3, 4, 5" in mode.BOOK.banner()
-    assert "student mode" in mode.STUDENT.banner() and "reduced scale, seed 0" in mode.STUDENT.banner()
+    assert "book mode: the book scale, seeds 1, 2, 3, 4, 5." in mode.BOOK.banner()
+    ch6 = mode.BOOK.banner(seeds=mode.BOOK.grid_seeds, draws=mode.BOOK.draws)
+    assert "seeds 1, 2, 3, 3 draws of the attack data" in ch6
+    assert "(its grids on seeds 1, 2, 3)" in mode.BOOK.banner(grid_seeds=mode.BOOK.grid_seeds)
+    assert "student mode: the reduced scale, seed 0." in mode.STUDENT.banner()
     assert "Student mode" in mode.STUDENT.admonition().data
 
 

@@ -87,24 +87,30 @@ class Mode:
                   f" ({len(false)} false at this size: {', '.join(false) or 'none'})")  # fmt: skip
         return bars.require([c for c in claims if c.name in headline])
 
-    def banner(self) -> str:
-        """One sentence for the top of a chapter: which mode built the page, at what size, on which seeds."""
-        seeds = ", ".join(map(str, self.seeds))
-        size = f"the {self.scale} scale, seed{'s' if len(self.seeds) > 1 else ''} {seeds}"
-        if self.grid_seeds != self.seeds:
-            size += f" (grids and defenses on {', '.join(map(str, self.grid_seeds))})"
-        size += f", {len(self.draws)} draw{'s' if len(self.draws) > 1 else ''} of the attack data per defended model"
+    def banner(self, seeds: tuple[int, ...] | None = None, grid_seeds: tuple[int, ...] | None = None,
+               draws: tuple[int, ...] | None = None) -> str:  # fmt: skip
+        """One paragraph for the top of a chapter: which mode built the page, at what size, and the ``seeds``,
+        ``grid_seeds`` and ``draws`` the chapter reads (each left out when not given; ``seeds`` defaults to the mode's)."""
+        def listed(values: tuple[int, ...]) -> str:
+            return f"{'s' if len(values) > 1 else ''} {', '.join(map(str, values))}"
+
+        size = f"the {self.scale} scale, seed{listed(seeds or self.seeds)}"
+        if grid_seeds is not None:
+            size += f" (its grids on seed{listed(grid_seeds)})"
+        if draws is not None:
+            size += f", {len(draws)} draw{'s' if len(draws) > 1 else ''} of the attack data per defended model"
         if self.enforces_all:
             return f"This page was built in {self.name} mode: {size}. Every result sentence is checked."
         return (f"This page was built in {self.name} mode: {size}. It is the test suite's configuration (the "
-                f"development seed, a smaller world, shorter training), not the book's. Only the reduced-size "
+                f"development seed, a smaller world, shorter pretraining), not the book's. Only the reduced-size "
                 f"headline claims are enforced; the other result sentences describe the book's sizes and seeds, "
                 f"so the numbers glued into them here need not bear them out. Set {VARIABLE}=book for the book.")  # fmt: skip
 
-    def admonition(self) -> HTML:
-        """:meth:`banner` as a note box, for the chapter's first output (HTML, so it renders in the book and in Jupyter)."""
+    def admonition(self, **parts: tuple[int, ...]) -> HTML:
+        """:meth:`banner` (given the same ``parts``) as a note box, for the chapter's first output (HTML, so it renders
+        in the book and in Jupyter)."""
         return HTML(f'<div class="admonition note"><p class="admonition-title">{self.name.capitalize()} mode</p>'
-                    f"<p>{html.escape(self.banner())}</p></div>")  # fmt: skip
+                    f"<p>{html.escape(self.banner(**parts))}</p></div>")  # fmt: skip
 
 
 BOOK = Mode("book", "book", scales.BOOK_SEEDS, scales.GRID_SEEDS, scales.DRAWS)
