@@ -352,7 +352,7 @@ def matched_epochs_claims(table: pd.DataFrame, grid_seeds=scales.GRID_SEEDS) -> 
     nearest it, :func:`matched_step`), on ``grid_seeds``; ``table``: :func:`scored` attack curves."""
     t, every, claim = bars.threshold, bars.every_seed, bars.claim
     grid = table[table["seed"].isin(grid_seeds)]
-    harmful = [arm for arm in QI_ARMS if arm.arm == "examples"]
+    harmful = [arm for arm in QI_ARMS if arm.arm == "examples" and not qi_curve(grid, arm).empty]  # the arms that were run
     steps = {arm.examples: matched_step(qi_curve(grid, arm)["step"].unique(), arm.examples, arm.epochs) for arm in harmful}
     refusal = pd.concat({arm.examples: at(qi_curve(grid, arm), steps[arm.examples], "refusal_sealed") for arm in harmful})
     uplift = {arm.examples: at(qi_curve(grid, arm), steps[arm.examples], "uplift").mean() for arm in harmful}
