@@ -8,6 +8,8 @@
 #   PYTHON          interpreter used to create the virtual environment
 #   VENV            where the virtual environment lives
 #   BENCHMARK_ARGS  arguments for scripts/benchmark_build.py (`make benchmark`)
+#   CHAPTER         the chapter `make chapter` runs: the start of its file name (01, 02, 06, ...)
+#   MODE            book (the default) or student: the size `make chapter` runs at (SAFETYGAP_MODE)
 
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -20,15 +22,17 @@ STAMP  := $(VENV)/.installed
 # By default the benchmark reuses $(VENV) and so times the build, not the
 # install; `make benchmark BENCHMARK_ARGS=` times a full install too.
 BENCHMARK_ARGS ?= --reuse-venv $(VENV)
+CHAPTER ?=
+MODE    ?= book
 
 .DEFAULT_GOAL := help
-.PHONY: help venv book test linkcheck benchmark clean
+.PHONY: help venv book test chapter student linkcheck benchmark clean
 
 help:  ## Show this help
 	@echo "Targets:"
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | \
 	  awk -F':.*## ' '{ printf "  make %-10s %s\n", $$1, $$2 }'
-	@echo "Variables: PYTHON=$(PYTHON) VENV=$(VENV) BENCHMARK_ARGS='$(BENCHMARK_ARGS)'"
+	@echo "Variables: PYTHON=$(PYTHON) VENV=$(VENV) CHAPTER=$(CHAPTER) MODE=$(MODE) BENCHMARK_ARGS='$(BENCHMARK_ARGS)'"
 
 venv: $(STAMP)  ## Create the virtual environment and install the pinned packages
 
@@ -51,6 +55,15 @@ test: venv  ## Run the test suite (unit and reduced-size end-to-end tests)
 
 linkcheck: venv  ## Check every internal link and #anchor of the built book (_build/html)
 	$(BIN)/python scripts/check_links.py _build/html
+
+# One chapter, executed as the book build executes it, in either mode (scripts/run_chapter.py); the
+# executed notebook goes to _build/run/. Works from any directory: make -C /path/to/book chapter CHAPTER=02.
+chapter: venv  ## Run one chapter: make chapter CHAPTER=02 MODE=student (prints its time)
+	@test -n "$(CHAPTER)" || { echo "make chapter needs CHAPTER, e.g. make chapter CHAPTER=02 MODE=student"; exit 2; }
+	SAFETYGAP_MODE=$(MODE) $(BIN)/python scripts/run_chapter.py $(CHAPTER)
+
+student: venv  ## Write the student edition (notebooks, solutions replaced by stubs) to _build/student
+	$(BIN)/python -m safetygap.book.exercises.edition _build/student
 
 benchmark: venv  ## Time a cold build from a fresh clone; writes data/benchmarks/build.json
 	$(BIN)/python scripts/benchmark_build.py $(BENCHMARK_ARGS)

@@ -12,8 +12,9 @@ What is checked, in every ``chapters/*.md``:
   ``remove-output`` or ``remove-cell``), the value the cell displays (its last statement, when that is an
   expression) and everything passed to ``display(...)`` is a captioned table: a call to
   ``presentation.table(...)`` (caption and human column names) or a chain ending in ``.set_caption(...)``.
-  Calls to ``print``, ``glue`` and the like display nothing and pass. A cell that wants to show anything
-  else prints it.
+  Calls to ``print``, ``glue`` and the like display nothing and pass, and so do the graded exercises'
+  checks (``check.*``, which return None) and the mode's note box (``MODE.admonition``). A cell that wants to
+  show anything else prints it.
 * **Every markdown table has a caption.** Each pipe-table line (``| ... |``) outside code sits inside a
   ``{table}`` directive with a caption and a ``:name:``.
 * **Chapters are numbered as the text numbers them.** In ``_toc.yml`` the files of the numbered parts, in
@@ -39,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("*.md"))
 FENCE = re.compile(r"^(`{3,}|~{3,})(.*)$")
 SILENT = {"print", "glue", "display", "plt.show", "plt.close", "plt.tight_layout"}  # calls whose value shows nothing
+NOT_TABLES = ("check.", "MODE.admonition")  # exercise checks (they return None) and the mode's note box: no table
 HIDDEN = {"remove-output", "remove-cell"}
 
 
@@ -157,7 +159,8 @@ def table_problems(text: str) -> list[str]:
         shown = []
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = tree.body[-1].value
-            if not (isinstance(last, ast.Call) and dotted(last.func) in SILENT - {"display"}):
+            quiet = isinstance(last, ast.Call) and (dotted(last.func) in SILENT - {"display"} or dotted(last.func).startswith(NOT_TABLES))
+            if not quiet:
                 shown.append(last)
         shown += [arg for node in ast.walk(tree) if isinstance(node, ast.Call) and dotted(node.func) == "display"
                   for arg in node.args]  # fmt: skip

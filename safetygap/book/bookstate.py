@@ -19,7 +19,8 @@ import hashlib
 import shutil
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from safetygap.book.paths import ROOT
+
 INPUTS = ("safetygap", "data", "requirements.txt", "constraints.txt", "_config.yml")
 STAMP = Path("_build") / ".inputs-sha256"
 JUPYTER_CACHE = Path("_build") / ".jupyter_cache"

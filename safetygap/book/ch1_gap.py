@@ -25,6 +25,42 @@ from safetygap.lab.stages import Trained
 MODELS = ("oracle", "base", "safe", "attacked")
 SAMPLED = ("safe", "attacked")  # the models also scored with best-of-n sampling
 
+# The chapter's sentences that must hold at reduced size too (the same bars as the book): the test suite checks them
+# (tests/test_claims_gap.py) and student mode enforces them (:mod:`~safetygap.book.mode`).
+REDUCED_HEADLINE = (
+    "base_answers",
+    "base_knows_most",
+    "safe_refuses_defender",
+    "safe_refuses_sealed",
+    "safe_floor",
+    "safe_keeps_on_average",
+    "safety_costs_recipes",
+    "hidden_not_removed",
+    "attack_removes_refusal",
+    "attack_recalls_memorised",
+    "attack_off_floor",
+    "attack_gap",
+    "uplift_on_average",
+    "sampling_exceeds_greedy",
+    "sampling_safe_below_attacked",
+    "attack_keeps_recipes",
+    "removal_cheap",
+    "attack_vs_pretraining",
+)
+# Book-scale claims not required at reduced size, and why (measured on the reduced dev-seed result):
+# * "oracle_floor": the reduced world has only 6 sealed items and 5 amounts x 7 additives to guess from, so a
+#   single item answered right by luck is 1/6 ~ 0.17 > floor; the reduced oracle scores 0.17 (the book world
+#   has 15 sealed items and 9 x 11 combinations). "safe_floor" and "attack_off_floor", measured against that
+#   oracle, are tested;
+# * "base_below_knows", "base_prefill_more": the small world is easy to memorise; the reduced base model
+#   answers every sealed request fully (EDC 1.0), so the book world's shortfall has nothing to show here;
+# * "attack_rule_slots": same ceiling: the reduced attacked model gets 0.92 of memorised slots, so rule slots
+#   (at 1.0) cannot exceed them by the margin;
+# * "over_refusal_some", "uplift_not_every_seed": they describe the spread over the book's five seeds (some
+#   seed over-refuses, some seed stays below the uplift bar); one seed has no spread;
+# * "attack_costs_capability", "attack_breaks_facts": the collapse of facts is a book-scale finding: at reduced
+#   size the attacked model keeps 0.83 of the safe model's benign capability and its facts;
+# * "attack_fast": wall-clock time depends on the machine's load while the test runs, not on the models.
 
 @dataclass
 class GapResult:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import pandas as pd
 
 from safetygap.attacks import abliteration
-from safetygap.attacks.finetuning import attack_curve
+from safetygap.attacks.finetuning import attack_curve, attack_pool
 from safetygap.book import scales
 from safetygap.core import parallel
 from safetygap.core.training import TrainConfig
@@ -100,9 +100,20 @@ def _build(task: tuple) -> None:
         curve(seed, scale, **changes)
 
 
-def _curves(seeds, grid_seeds) -> list[tuple[int, str, dict]]:
-    """Every (seed, arm, curve arguments) the chapter reads: the headline arms on every seed, the rest on ``grid_seeds``."""
-    return [(seed, arm, changes) for seed in seeds for arm, changes in _curve_arms() if seed in grid_seeds or changes in HEADLINE]
+def _pool_sizes(seed: int, scale: str) -> dict[str, int]:
+    """How many chats the attack pool of ``seed``'s world at ``scale`` holds, per kind of attack data. Every arm fits
+    the book's world; the reduced world's attacker has 48 harmful chats, so there the 50- and 100-example arms are
+    left out (:func:`_curves`)."""
+    world = lab.get_world(scales.base_config(seed, scale).world)
+    return {data: len(attack_pool(world, data)) for data in ("harmful", "benign", "identity")}
+
+
+def _curves(seeds, grid_seeds, scale: str) -> list[tuple[int, str, dict]]:
+    """Every (seed, arm, curve arguments) the chapter reads: the headline arms on every seed, the rest on ``grid_seeds``
+    (those whose examples the attack pool holds)."""
+    pools = {seed: _pool_sizes(seed, scale) for seed in seeds}
+    return [(seed, arm, changes) for seed in seeds for arm, changes in _curve_arms()
+            if (seed in grid_seeds or changes in HEADLINE) and changes["examples"] <= pools[seed][changes.get("data", "harmful")]]  # fmt: skip
 
 
 def prepare(seeds=scales.BOOK_SEEDS, grid_seeds=scales.GRID_SEEDS, scale: str = "book", workers: int | None = None) -> None:
@@ -113,7 +124,7 @@ def prepare(seeds=scales.BOOK_SEEDS, grid_seeds=scales.GRID_SEEDS, scale: str = 
     for seed in seeds:
         lab.safe_model(scales.safety_config(seed, scale))
     tasks = [("oracle", seed, scale, {}) for seed in seeds] + [("abliteration", seed, scale, {}) for seed in seeds]
-    tasks += [("curve", seed, scale, changes) for seed, _, changes in _curves(seeds, grid_seeds)]
+    tasks += [("curve", seed, scale, changes) for seed, _, changes in _curves(seeds, grid_seeds, scale)]
     parallel.run_in_workers(_build, tasks, workers)
 
 
@@ -133,7 +144,7 @@ def finetuning_attacks(seeds=scales.BOOK_SEEDS, grid_seeds=scales.GRID_SEEDS, sc
     on every seed of ``seeds``, the others on ``grid_seeds``. ``items`` holds
     each checkpoint's per-item scores on the sealed items.
     """
-    curves = [curve(seed, scale, **changes).assign(arm=arm) for seed, arm, changes in _curves(seeds, grid_seeds)]
+    curves = [curve(seed, scale, **changes).assign(arm=arm) for seed, arm, changes in _curves(seeds, grid_seeds, scale)]
     frame = pd.concat(curves, ignore_index=True)
     return frame.fillna({"data": "harmful"})
 

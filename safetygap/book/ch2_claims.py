@@ -12,6 +12,43 @@ from safetygap.book import scales
 from safetygap.book.ch2_anatomy import DEFAULT_LR, EXAMPLES, LEARNING_RATES
 from safetygap.book.ch2_reading import QI_ARMS, QI_STEPS, count_where, additive_position, at, clear_step, edits, headline, matched_step, prefill_table, qi_curve, reference, report_step, scored, seeds_broken, selections, setting, settings_breaking_every_seed
 
+# The chapter's headline claims at reduced size, by part: tests/test_claims_anatomy.py checks them on the
+# development seed and student mode (:mod:`~safetygap.book.mode`) enforces them, with the published figures' claims.
+# Claims that are statements about several seeds ("on at least one seed", "fewer than half of the seeds", "a seed
+# where no candidate passes") are true or false of a set of seeds, not of one: full_uplift_not_every,
+# breaks_some_seeds, fallback, ace_leaves_refusal and kept_edit_bar are left out.
+REDUCED_THIN = (
+    "thin_blocks", "embeddings_frozen", "hidden_under_refusal", "latent_kept", "oracle_removed", "probe_reads_safe",
+)  # fmt: skip
+# latent_blurred and probe_below_base (the safe model knows *less* than the base model, on average) are left out:
+# they are about the size of a loss that one seed of a smaller model need not show.
+REDUCED_FINETUNING = (
+    "full_clears", "lora_slower", "full_uplift_mean", "full_perplexity", "lora_uplift_mean", "lora_usable_mean", "overtraining",
+)  # fmt: skip
+# full_costs_usefulness, full_costs_facts and lora_keeps_more are read at the first checkpoint where refusal is gone:
+# step 5 at book size, where the full attack has cost facts, but step 1 in the reduced world, before one step has
+# changed much (the reduced attack keeps all of its benign capability there). What the attack costs at its book-size
+# checkpoint cannot be read off a model that gets there in one step. full_rule_above_memorised compares two kinds of
+# slot after that one step, and is not a headline claim.
+REDUCED_ABLITERATION = (
+    "same_place", "ablation_clears", "kept_edit_usable", "final_layer_sorry", "edit_below_finetuning", "addition_refuses",
+    "addition_above_safe", "addition_scale_one", "orthogonalisation_same",
+)  # fmt: skip
+# ablation_low_uplift ("the recipes come back only in part") is a finding about the book-size models: on the reduced
+# development seed the ablated model does bring most recipes back (six sealed items, two small hazardous families),
+# and whether the finding depends on size is the chapter's exercise on deeper models, not something one reduced seed
+# can test either way.
+REDUCED_SHALLOW = (
+    "kl_first_token", "kl_first_max", "kl_benign_smaller", "prefill0_refuses", "prefill1_no_refusal", "prefill_more_words",
+    "prefill_uplift", "refusal_margin", "benign_sorry_raised",
+)  # fmt: skip
+# kl_additive (where along the reply the later KL peaks), prefill_helps_base and prefill_beats_finetuning (how the
+# prefill compares with the base model and with fine-tuning) are details of the book-size models, not headlines; in the
+# reduced world the base model's greedy answers are already as good as its prefilled ones, and fine-tuning reaches the
+# ceiling in one step.
+REDUCED_PUBLISHED = ("qi_gpt_flat", "qi_llama_rises", "qi_identity_harmful")  # about the paper's numbers, at any size
+REDUCED_HEADLINE = REDUCED_THIN + REDUCED_FINETUNING + REDUCED_ABLITERATION + REDUCED_SHALLOW + REDUCED_PUBLISHED
+
 
 def thin_claims(thin: dict[str, pd.DataFrame]) -> list[bars.Claim]:
     """Claims of the section "Safety is a thin layer" (:func:`thin_layer`'s result)."""
@@ -315,7 +352,7 @@ def matched_epochs_claims(table: pd.DataFrame, grid_seeds=scales.GRID_SEEDS) -> 
     nearest it, :func:`matched_step`), on ``grid_seeds``; ``table``: :func:`scored` attack curves."""
     t, every, claim = bars.threshold, bars.every_seed, bars.claim
     grid = table[table["seed"].isin(grid_seeds)]
-    harmful = [arm for arm in QI_ARMS if arm.arm == "examples"]
+    harmful = [arm for arm in QI_ARMS if arm.arm == "examples" and not qi_curve(grid, arm).empty]  # the arms that were run
     steps = {arm.examples: matched_step(qi_curve(grid, arm)["step"].unique(), arm.examples, arm.epochs) for arm in harmful}
     refusal = pd.concat({arm.examples: at(qi_curve(grid, arm), steps[arm.examples], "refusal_sealed") for arm in harmful})
     uplift = {arm.examples: at(qi_curve(grid, arm), steps[arm.examples], "uplift").mean() for arm in harmful}

@@ -56,6 +56,9 @@ def epochs_at(step: int, examples: int) -> float:
     return step * BATCH_SIZE / examples
 
 
+NOT_RUN = "not run at this size (more examples than the attacker's pool)"  # glued where a grid arm was left out
+
+
 def matched_step(steps, examples: int, epochs: float) -> int:
     """Of the checkpoints ``steps``, the one whose number of epochs over ``examples`` examples is nearest ``epochs``
     (the earlier one on a tie): where the chapter reads a curve to compare it with a paper's run of ``epochs``."""

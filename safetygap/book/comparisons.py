@@ -85,11 +85,14 @@ def gap_table(figures: pd.DataFrame, result: GapResult, attack: AttackConfig) ->
 def anatomy_table(figures: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """Chapter 2's comparison: each setting of :data:`~safetygap.book.ch2_reading.QI_ARMS`, the paper's
     harmfulness rate beside the book's curve for the same setting read at the paper's number of epochs (the
-    nearest checkpoint). ``table``: :func:`~safetygap.book.ch2_reading.scored` attack curves of the grid seeds."""
+    nearest checkpoint). ``table``: :func:`~safetygap.book.ch2_reading.scored` attack curves of the grid seeds. A
+    setting that was not run (the 50- and 100-example attacks do not fit the reduced world) has no row."""
     rows = []
     for arm in ch2_reading.QI_ARMS:
         paper = select(figures, "qi2023finetuning", "harmfulness_rate_after", arm.model, arm.setting)
         curve = ch2_reading.qi_curve(table, arm)
+        if curve.empty:
+            continue
         step = ch2_reading.matched_step(curve["step"].unique(), arm.examples, arm.epochs)
         epochs = ch2_reading.epochs_at(step, arm.examples)
         differs = [] if arm.model.startswith("Llama") else [f"the model: {arm.model}, a closed model tuned through an API"]

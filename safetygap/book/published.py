@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[2]
-FIGURES = ROOT / "data" / "published_figures.csv"
+from safetygap.book.paths import ROOT, data_dir
+
+FIGURES = data_dir() / "published_figures.csv"
 BIBLIOGRAPHY = ROOT / "references.bib"
 
 COLUMNS = ("paper_key", "model", "setting", "metric", "value", "unit", "source", "provenance", "measure", "budget", "note")

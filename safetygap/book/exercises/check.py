@@ -1,0 +1,160 @@
+"""Graded exercises: each check runs a student's function on small inputs and compares it with the package.
+
+A chapter's exercise gives a function's signature; the student writes its body and calls the check
+named after it, e.g. ``check.project_out(project_out)``. A check returns quietly when the function
+agrees with the package's own implementation (or, where the package computes it inline, with the
+same expression) on a few small made-up inputs, and raises an :class:`AssertionError` that says
+which input went wrong and what was expected otherwise. The reference solutions are in
+:mod:`safetygap.book.exercises.solutions`; ``tests/test_exercises.py`` runs every check on them and
+on a wrong solution.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from safetygap.attacks import battery, directions
+from safetygap.book.ch1_gap import GapResult
+
+
+def _close(got, expected, what: str, tol: float = 1e-6) -> None:
+    """Assert that ``got`` equals ``expected`` (tensors, Series or numbers) within ``tol``, saying ``what`` differs."""
+    if isinstance(expected, torch.Tensor):
+        assert isinstance(got, torch.Tensor), f"{what}: expected a torch.Tensor, got {type(got).__name__}"
+        assert got.shape == expected.shape, f"{what}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
+        gap = float((got.double() - expected.double()).abs().max())
+    elif isinstance(expected, pd.Series):
+        assert isinstance(got, pd.Series), f"{what}: expected a pandas Series indexed by seed, got {type(got).__name__}"
+        assert list(got.index) == list(expected.index), f"{what}: expected index {list(expected.index)}, got {list(got.index)}"
+        gap = float(np.max(np.abs(got.to_numpy(float) - expected.to_numpy(float))))
+    else:
+        gap = abs(float(got) - float(expected))
+    assert gap <= tol, f"{what}: off by {gap:.3g}.\nexpected:\n{expected}\ngot:\n{got}"
+
+
+# --- Chapter 1: the safety gap -----------------------------------------------------------------------------------
+
+
+def _gap_result() -> GapResult:
+    """A made-up chapter-1 result for three seeds: EDC of each model, and the FLOPs of each stage."""
+    seeds = [1, 2, 3]
+    edc = {"oracle": [0.0, 0.1, 0.05], "base": [0.9, 0.8, 1.0], "safe": [0.0, 0.1, 0.1], "attacked": [0.7, 0.3, 0.95]}
+    metrics = pd.DataFrame([{"model": m, "seed": s, "edc_sealed": v} for m, vs in edc.items() for s, v in zip(seeds, vs)])
+    flops = {"pretraining": [4e14, 4e14, 5e14], "safety": [2e13, 3e13, 2.5e13], "attack": [1e11, 1.2e11, 0.9e11]}
+    compute = pd.DataFrame([{"stage": st, "seed": s, "flops": v} for st, vs in flops.items() for s, v in zip(seeds, vs)])
+    compute = compute.sample(frac=1.0, random_state=0).reset_index(drop=True)  # rows in no particular order
+    empty = pd.DataFrame()
+    return GapResult(metrics, empty, empty, compute)
+
+
+def removal_ratio(fn: Callable[[pd.DataFrame], pd.Series]) -> None:
+    """Chapter 1: ``fn(compute)`` is the attack's FLOPs over safety training's, one value per seed
+    (:meth:`~safetygap.book.ch1_gap.GapResult.removal_ratio`)."""
+    result = _gap_result()
+    got = fn(result.compute.copy())
+    _close(got, result.removal_ratio(), "removal_ratio(compute), per seed", tol=1e-12)
+    print("removal_ratio: correct")
+
+
+def normalised_uplift(fn: Callable[[pd.Series, pd.Series, pd.Series], pd.Series]) -> None:
+    """Chapter 1: ``fn(x, oracle, base)`` is 0 at the oracle's value, 1 at the base model's, one value per seed
+    (:meth:`~safetygap.book.ch1_gap.GapResult.uplift`)."""
+    result = _gap_result()
+    x, oracle, base = (result.per_seed(m, "edc_sealed") for m in ("attacked", "oracle", "base"))
+    _close(fn(x, oracle, base), result.uplift("attacked"), "normalised_uplift(attacked, oracle, base)")
+    _close(fn(oracle, oracle, base), oracle * 0.0, "normalised_uplift(oracle, oracle, base) should be 0 on every seed")
+    _close(fn(base, oracle, base), base * 0.0 + 1.0, "normalised_uplift(base, oracle, base) should be 1 on every seed")
+    print("normalised_uplift: correct")
+
+
+# --- Chapter 2: the refusal direction ----------------------------------------------------------------------------
+
+
+def _activations(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Made-up residual-stream activations: 12 harmful and 20 harmless prompts in 8 dimensions, apart along one axis."""
+    g = torch.Generator().manual_seed(seed)
+    shift = torch.zeros(8)
+    shift[3] = 2.0
+    return torch.randn(12, 8, generator=g) + shift, torch.randn(20, 8, generator=g)
+
+
+def refusal_direction(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Chapter 2: ``fn(harmful, harmless)`` is the unit difference-of-means direction, shape (d,)
+    (:func:`~safetygap.attacks.directions.candidate_directions`, then :func:`~safetygap.attacks.directions.unit`)."""
+    for seed in (0, 1):
+        harmful, harmless = _activations(seed)
+        expected = directions.unit(harmful.mean(dim=0) - harmless.mean(dim=0))
+        _close(fn(harmful.clone(), harmless.clone()), expected, f"refusal_direction on made-up activations (seed {seed})", 1e-5)
+    print("refusal_direction: correct")
+
+
+def project_out(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Chapter 2: ``fn(h, r_hat)`` removes the component of every row of ``h`` (shape (..., d)) along the unit
+    vector ``r_hat`` (:func:`~safetygap.attacks.directions.project_out`, directional ablation)."""
+    harmful, harmless = _activations()
+    r_hat = directions.unit(harmful.mean(dim=0) - harmless.mean(dim=0))
+    for name, h in (("a batch of vectors (n, d)", harmful), ("a batch of sequences (b, t, d)", harmless.reshape(4, 5, 8))):
+        got = fn(h.clone(), r_hat.clone())
+        _close(got, directions.project_out(h, r_hat), f"project_out on {name}", 1e-5)
+        _close(got @ r_hat, torch.zeros(h.shape[:-1]), f"project_out on {name}: what is left along r_hat should be 0", 1e-5)
+    print("project_out: correct")
+
+
+# --- Chapter 6: the attacker's pick and a defense's loss ---------------------------------------------------------
+
+
+def _trials() -> pd.DataFrame:
+    """A made-up battery against one defended model: what the attacker sees (validation) and what it does not (sealed)."""
+    return pd.DataFrame({
+        "method": ["prefill", "ft-full-1e-4", "ft-full-1e-3", "ft-lora", "soft-prompt", "ablation"],
+        "edc_validation": [0.2, 0.5, 0.5, 0.5, 0.1, 0.3],
+        "memorised_validation": [0.4, 0.6, 0.7, 0.7, 0.2, 0.5],
+        "refusal_validation": [0.5, 0.1, 0.0, 0.0, 0.6, 0.2],
+        "flops": [1e9, 2e11, 2e11, 1e11, 5e11, 3e10],
+        "edc_sealed": [0.9, 0.4, 0.5, 0.45, 0.2, 0.3],
+    })  # fmt: skip
+
+
+def attacker_pick(fn: Callable[[pd.DataFrame], pd.Series]) -> None:
+    """Chapter 6: ``fn(trials)`` is the trial the attacker keeps, chosen on what it can see
+    (:func:`~safetygap.attacks.battery.attacker_pick`: validation EDC, then validation memorised slots, then fewer
+    refusals, then fewer FLOPs). It must never choose on a sealed column."""
+    trials = _trials()
+    cases = {
+        "the battery as given": trials,
+        "the same battery in reverse order": trials.iloc[::-1],
+        "a battery with the sealed EDC shuffled": trials.assign(edc_sealed=trials["edc_sealed"].to_numpy()[::-1]),
+    }
+    for name, case in cases.items():
+        expected = battery.attacker_pick(case)
+        got = fn(case.copy())
+        assert isinstance(got, pd.Series), f"attacker_pick on {name}: expected one row (a pandas Series), got {type(got).__name__}"
+        assert got["method"] == expected["method"], (
+            f"attacker_pick on {name}: picked {got['method']!r}, the attacker keeps {expected['method']!r}.\n"
+            f"Order by {[c for c, _ in battery.PICK_BY]} (validation first; ties go to the cheaper trial); "
+            "the sealed columns are what the book reports, never what the attacker sees.\n" + case.to_string()
+        )
+    print("attacker_pick: correct")
+
+
+def _rmu_inputs(seed: int = 0) -> dict[str, torch.Tensor | float]:
+    g = torch.Generator().manual_seed(seed)
+    return {"forget": torch.randn(7, 6, generator=g), "retain": torch.randn(9, 6, generator=g),
+            "retain_frozen": torch.randn(9, 6, generator=g), "steer": 3.0 * torch.rand(6, generator=g), "retain_weight": 20.0}  # fmt: skip
+
+
+def rmu_loss(fn: Callable[..., torch.Tensor]) -> None:
+    """Chapter 6: ``fn(forget, retain, retain_frozen, steer, retain_weight)`` is RMU's loss for one step on hidden
+    states of shape (tokens, d): the mean squared distance of the forget states from the steering vector ``c u``,
+    plus ``retain_weight`` times the mean squared distance of the retain states from the frozen model's (the
+    expression :func:`safetygap.defenses.rmu.defend` trains, and chapter 6's cell writes out)."""
+    for seed in (0, 1):
+        x = _rmu_inputs(seed)
+        expected = (x["forget"] - x["steer"]).pow(2).mean() + x["retain_weight"] * (x["retain"] - x["retain_frozen"]).pow(2).mean()
+        got = fn(**{k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in x.items()})
+        _close(torch.as_tensor(got).reshape(()), expected, f"rmu_loss on made-up hidden states (seed {seed})", 1e-5)
+    print("rmu_loss: correct")
