@@ -102,11 +102,9 @@ def test_the_thresholds_table_is_cited_and_typed():
 
 # --- The chapter's claims at reduced size ----------------------------------------------------------------
 
-# Chapter 7's claims that one seed and one draw can carry. The others are book-scale statements:
-# - hiding_not_durable: at reduced size TAR holds against the whole battery (tests/test_claims_defenses.py);
-# - the audit claims (policy.audit_claims) compare audits on one seed with audits on two or three, which one seed
-#   cannot simulate; they are checked on a synthetic table below, where they must fail.
-HEADLINE = ("removing_durable", "removal_far_below_modifier")
+# Chapter 7's claims that one seed and one draw can carry (why only these: policy.REDUCED_HEADLINE's comment). The
+# audit claims compare audits on one seed with audits on several; they are checked on synthetic tables below.
+HEADLINE = policy.REDUCED_HEADLINE
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +142,10 @@ def test_audit_claims_fail_when_every_audit_catches_every_broken_defense():
     caught = pd.DataFrame([{"target": t, "configurations": k, "seeds": n, "certified": 0.0} for t in narrowing.TARGETS for k, n in sizes])
     failed = {c.name for c in policy.audit_claims(caught, broken, wide=16) if not c.holds}
     assert {"small_audit_misses", "wide_audit_misses", "defenses_harder_to_audit", "width_before_seeds"} == failed
+
+
+def test_audit_claims_need_audits_on_several_seeds():
+    broken = pd.Series({t: t != "filtering" for t in narrowing.TARGETS})
+    one_seed = pd.DataFrame([{"target": t, "configurations": k, "seeds": 1, "certified": 0.5} for t in narrowing.TARGETS for k in (1, 16)])
+    assert policy.audit_claims(one_seed, broken, wide=16) == []
+    assert policy.AuditConfig().for_seeds(1).seeds == (1,)

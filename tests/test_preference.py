@@ -90,11 +90,7 @@ def test_a_few_dpo_steps_raise_the_chosen_margin_and_reject_a_bad_beta():
 
 # --- Chapter 2's claims about DPO at reduced size ----------------------------------------------------------
 
-# The claims of ch2_preference that one seed at reduced size must carry: DPO makes a prefill bring back less, and the
-# ten-example attack still removes refusal after it. The others are book-scale statements: "on most seeds" needs
-# several seeds, and how much capability DPO costs and how far its KL reaches depend on a learning rate chosen on the
-# book-scale development seed.
-HEADLINE = ("dpo_prefill_deeper", "dpo_attack_removes")
+from safetygap.book.ch2_preference import REDUCED_HEADLINE as HEADLINE  # noqa: E402 (why these two: see the module)
 
 
 @pytest.mark.slow

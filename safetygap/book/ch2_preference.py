@@ -28,6 +28,10 @@ from safetygap.lab.stages import Trained
 from safetygap.world import corpus
 
 METHODS = ("SFT", "SFT + DPO")
+# The claims one seed at reduced size carries (tests/test_preference.py, and student mode). The others are book-scale
+# statements: "on most seeds" needs several seeds, and how much capability DPO costs and how far its KL reaches depend
+# on a learning rate chosen on the book-scale development seed.
+REDUCED_HEADLINE = ("dpo_prefill_deeper", "dpo_attack_removes")
 CHECKPOINTS = (1, 2, 5, 10, 25)  # attack steps evaluated (batch 10: one epoch of the ten examples per step)
 
 

@@ -25,6 +25,7 @@ above the oracle's, the model that never saw the hazardous documents.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,6 +158,10 @@ class AuditConfig:
         if self.samples < 1:
             raise ValueError(f"samples={self.samples!r}: must be at least 1")
 
+    def for_seeds(self, n: int) -> "AuditConfig":
+        """The same audits, without those on more seeds than the ``n`` a result has (student mode has one)."""
+        return dataclasses.replace(self, seeds=tuple(k for k in self.seeds if k <= n))
+
 
 def attacker_rank(trials: pd.DataFrame) -> pd.Series:
     """Each trial's place in the attacker's order within its (target, seed, draw): 0 is the trial
@@ -260,6 +265,10 @@ def threshold_value(frame: pd.DataFrame, instrument: str, quantity: str) -> floa
 # --- The chapter's tables and claims --------------------------------------------------------------------
 
 REMOVING, HIDING = ("filtering", "technical_filtering", "gradient_routing"), ("deep_alignment", "repnoise", "circuit_breakers", "rmu", "tar")
+# The claims one seed at reduced size carries (tests/test_claims_policy.py, and student mode); the audit claims compare
+# audits on one seed with audits on several, and hiding_not_durable is about defenses that TAR's reduced version
+# does not share (it holds at reduced size).
+REDUCED_HEADLINE = ("removing_durable", "removal_far_below_modifier")
 AUDIT_BUDGET = 4  # the chapter's exercise compares 2 x AUDIT_BUDGET configurations on one seed with AUDIT_BUDGET on two
 CARD_MEANS = ("refusal", "over_refusal", "capability", "worst_edc", "worst_above_floor", "capability_kept", "durable", "attack_reached")
 
@@ -300,10 +309,14 @@ def card_claims(cards: pd.DataFrame, modifier_share: float) -> list[bars.Claim]:
 
 
 def audit_claims(audits: pd.DataFrame, broken: pd.Series, wide: int) -> list[bars.Claim]:
-    """The claims of chapter 7 about audits (``audits``: :func:`audit_certifies` on at least two seeds; ``broken``:
-    :func:`breaks`; ``wide``: the number of configurations of the wide audit the chapter names)."""
+    """The claims of chapter 7 about audits (``audits``: :func:`audit_certifies`; ``broken``: :func:`breaks`;
+    ``wide``: the number of configurations of the wide audit the chapter names). They compare audits on one seed
+    with audits on two and more, and are about the hiding defenses the battery breaks: with audits on one seed only
+    (student mode), or no broken hiding defense, there is nothing to claim and the list is empty."""
     t, claim = bars.threshold, bars.claim
     hiding_broken = [d for d in HIDING if broken.get(d, False)]
+    if audits["seeds"].nunique() < 2 or not hiding_broken:
+        return []
     narrow = audit_at(audits, hiding_broken, min(audits["configurations"]), min(audits["seeds"]))
     wide_audit = audit_at(audits, hiding_broken, wide, max(audits["seeds"]))
     needed = configurations_needed(audits, broken, max(audits["seeds"]), t("risk")).fillna(np.inf)

@@ -31,6 +31,9 @@ from safetygap.book.ch6_defenses import DefenseResult
 from safetygap.book.published import figure
 
 AGREEMENT = ("agrees", "partly", "differs")
+# Chapter 8's sentences are about the book-scale results of chapters 1 to 7 (the rows that depart, the seeds behind
+# each headline), so student mode enforces none of them; each headline is checked at reduced size in its own chapter.
+REDUCED_HEADLINE: tuple[str, ...] = ()
 DESCRIBED_DEPARTURES = (  # the rows chapter 8's prose explains one by one
     "Ablating one direction removes refusal",
     "A warmup and cosine schedule breaks tamper-resistant training",
