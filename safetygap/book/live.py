@@ -42,7 +42,7 @@ from sphinx.util import logging
 from transformers import LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from safetygap.attacks.finetuning import attacked_model
-from safetygap.book import scales
+from safetygap.book import mode, scales
 from safetygap.core import evaluation
 from safetygap.core.evaluation import EvalConfig
 from safetygap.defenses import registry
@@ -214,9 +214,12 @@ def write_site(directory: Path, config: LiveConfig = LiveConfig(), models: dict[
 
 
 def _on_build_finished(app, exception) -> None:
-    """Sphinx hook: after a successful HTML build, write the live models into its ``_static/live``."""
+    """Sphinx hook: after a successful HTML build, write the live models into its ``_static/live``, at the size the
+    chapters were built in (:mod:`~safetygap.book.mode`: the first seed and the scale of ``SAFETYGAP_MODE``), so a
+    student-mode build exports the models it already trained."""
     if exception is None and app.builder.format == "html":
-        written = write_site(Path(app.outdir) / SITE_DIR)
+        current = mode.current()
+        written = write_site(Path(app.outdir) / SITE_DIR, LiveConfig(seed=current.seeds[0], scale=current.scale))
         logging.getLogger(__name__).info(f"live models: wrote {', '.join(str(p) for p in written)}")
 
 
