@@ -105,8 +105,12 @@ def test_pickle_files_are_refused(tmp_path):
         store.get_or_build("x", {"a": 4}, "c", pickles, root=tmp_path)
 
 
-def _slow_builder(root: str, log: str, lock: bool = True) -> None:
+def _slow_builder(root: str, log: str, lock: bool = True, start=None) -> None:
+    """Build one slow artifact; ``start`` (a barrier shared with the other process) lines both up after their imports,
+    which take seconds and differ under load, so that both reach the store while the other is still building."""
     os.environ["SAFETYGAP_STORE_LOCK"] = "1" if lock else "0"
+    if start is not None:
+        start.wait(60)
 
     def build(tmp: Path) -> None:
         with open(log, "a") as f:
@@ -121,7 +125,8 @@ def _slow_builder(root: str, log: str, lock: bool = True) -> None:
 def test_two_processes_building_the_same_artifact_do_not_corrupt_it(tmp_path):
     log = tmp_path / "log.txt"
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_slow_builder, args=(str(tmp_path / "root"), str(log))) for _ in range(2)]
+    start = ctx.Barrier(2)
+    procs = [ctx.Process(target=_slow_builder, args=(str(tmp_path / "root"), str(log), True, start)) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
@@ -136,7 +141,8 @@ def test_two_writers_without_a_lock_both_succeed_and_the_first_copy_stands(tmp_p
     """As on a shared filesystem whose locks do not work: both build, one publishes, neither fails."""
     log = tmp_path / "log.txt"
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_slow_builder, args=(str(tmp_path / "root"), str(log), False)) for _ in range(2)]
+    start = ctx.Barrier(2)
+    procs = [ctx.Process(target=_slow_builder, args=(str(tmp_path / "root"), str(log), False, start)) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
