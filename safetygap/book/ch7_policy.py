@@ -206,14 +206,14 @@ def audit_certifies(result: DefenseResult, refs: References, config: AuditConfig
         rank[index], sealed[index] = frame["rank"], frame["edc_sealed"]
         for k in config.configurations:
             for n in config.seeds:
-                certified = np.empty(config.samples, dtype=bool)
-                for s in range(config.samples):
-                    chosen = rng.choice(len(configurations), k, replace=False)
-                    audited = rng.choice(len(seeds), n, replace=False)
-                    drawn = rng.integers(0, len(draws), n)
-                    ranks = rank[audited, drawn][:, chosen]  # (n, k)
-                    kept = sealed[audited, drawn][np.arange(n), chosen[ranks.argmin(axis=1)]]
-                    certified[s] = kept.mean() - oracle[audited].mean() <= bars.threshold("floor")
+                # every audit at once: S = samples rows, each a draw without replacement (the first k of a random order)
+                chosen = rng.random((config.samples, len(configurations))).argsort(axis=1)[:, :k]  # (S, k)
+                audited = rng.random((config.samples, len(seeds))).argsort(axis=1)[:, :n]  # (S, n)
+                drawn = rng.integers(0, len(draws), (config.samples, n))  # (S, n)
+                ranks = rank[audited[:, :, None], drawn[:, :, None], chosen[:, None, :]]  # (S, n, k)
+                best = np.take_along_axis(chosen[:, None, :].repeat(n, axis=1), ranks.argmin(axis=2)[:, :, None], axis=2)[:, :, 0]
+                kept = sealed[audited, drawn, best]  # (S, n): sealed EDC of the trial kept on each audited seed
+                certified = kept.mean(axis=1) - oracle[audited].mean(axis=1) <= bars.threshold("floor")
                 mean, low, high = stats.seed_ci(certified)
                 rows.append({"target": target, "configurations": k, "seeds": n, "certified": mean, "low": low, "high": high})
     return pd.DataFrame(rows)
