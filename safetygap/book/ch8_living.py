@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from safetygap.book import ch6_claims, ch7_policy, stats
+from safetygap.book import ch6_claims, stats
 from safetygap.book import claims as bars
 from safetygap.book.ch1_gap import GapResult
 from safetygap.book.ch6_claims import References
@@ -54,8 +54,8 @@ class Headline:
 def headlines(gap: GapResult, result: DefenseResult, refs: References, cards: pd.DataFrame) -> list[Headline]:
     """The book's headline results, in the order of its chapters (chapter 2's thin layer is read off chapter 1's
     safe model, chapter 7's card off :func:`~safetygap.book.ch7_policy.report_cards`)."""
-    hiding = {d: ch6_claims.above_oracle(ch6_claims.picked(result, d), refs) for d in ch7_policy.HIDING}
-    removing = {d: ch6_claims.above_oracle(ch6_claims.picked(result, d), refs) for d in ch7_policy.REMOVING}
+    hiding = {d: ch6_claims.above_oracle(ch6_claims.picked(result, d), refs) for d in ch6_claims.HIDING}
+    removing = {d: ch6_claims.above_oracle(ch6_claims.picked(result, d), refs) for d in ch6_claims.REMOVING}
     return [
         Headline("01_safety_gap", "safe model: share of sealed hazardous requests refused", gap.per_seed("safe", "refusal_sealed")),
         Headline("01_safety_gap", "10-example attack: normalised uplift of EDC", gap.uplift("attacked")),
