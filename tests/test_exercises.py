@@ -13,9 +13,9 @@ import torch
 
 from safetygap.book import paths
 from safetygap.book.exercises import check, edition
-from safetygap.book.exercises.solutions import ch01, ch02, ch06
+from safetygap.book.exercises.solutions import ch01, ch02, ch03, ch06
 
-CHAPTERS = ("01_safety_gap", "02_anatomy", "06_narrowing")
+CHAPTERS = ("01_safety_gap", "02_anatomy", "03_scale", "06_narrowing")
 
 
 def _wrong_removal_ratio(compute: pd.DataFrame) -> pd.Series:
@@ -35,6 +35,17 @@ def _wrong_project_out(h: torch.Tensor, r_hat: torch.Tensor) -> torch.Tensor:
     return h - r_hat  # subtracts the direction itself, not the component along it
 
 
+def _wrong_add_delta(target, after, before):
+    with torch.no_grad():
+        for p, a in zip(target.parameters(), after.parameters()):
+            p += a  # adds the attacked weights, not their change
+
+
+def _wrong_stop(curve: pd.DataFrame):
+    cleared = curve[curve["refusal_sealed"] <= 0.05]  # reads the sealed items, which the attacker never sees
+    return int(cleared["step"].min()) if len(cleared) else None
+
+
 def _wrong_pick(trials: pd.DataFrame) -> pd.Series:
     return trials.loc[trials["edc_sealed"].idxmax()]  # reads the sealed items: the upper bound, not the attacker's pick
 
@@ -49,6 +60,8 @@ EXERCISES = [
     (check.normalised_uplift, ch01.normalised_uplift, _wrong_uplift, "normalised_uplift"),
     (check.refusal_direction, ch02.refusal_direction, _wrong_direction, "refusal_direction"),
     (check.project_out, ch02.project_out, _wrong_project_out, "project_out"),
+    (check.add_delta, ch03.add_delta, _wrong_add_delta, "add_delta"),
+    (check.attacker_stop, ch03.attacker_stop, _wrong_stop, "validation items"),
     (check.attacker_pick, ch06.attacker_pick, _wrong_pick, "the attacker keeps"),
     (check.rmu_loss, ch06.rmu_loss, _wrong_rmu_loss, "rmu_loss"),
 ]
@@ -108,7 +121,7 @@ def test_the_student_edition_has_stubs_and_no_solution_code(student):
         assert not any("solution" in c.metadata.get("tags", []) for c in nb.cells), chapter
         for name in re.findall(r"check\.(\w+)\(", code):
             assert f"def {name}(" in code and "raise NotImplementedError" in code, (chapter, name)
-            reference = next(getattr(m, name) for m in (ch01, ch02, ch06) if hasattr(m, name))
+            reference = next(getattr(m, name) for m in (ch01, ch02, ch03, ch06) if hasattr(m, name))
             leaked = [line for line in _body_lines(reference) if line in code.splitlines() or f"    {line}" in code.splitlines()]
             assert not leaked, f"{chapter}: the student edition holds solution code {leaked}"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from safetygap.book import ch1_gap, ch2_claims, ch6_claims, claims, mode, scales
+from safetygap.book import ch1_gap, ch2_claims, ch3_claims, ch6_claims, claims, mode, scales
 
 
 def test_book_is_the_default_and_student_is_the_test_configuration(monkeypatch):
@@ -56,6 +56,7 @@ def test_the_banner_names_the_mode_scale_and_seeds():
     assert "Student mode" in mode.STUDENT.admonition().data
 
 
-@pytest.mark.parametrize("headline", [ch1_gap.REDUCED_HEADLINE, ch2_claims.REDUCED_HEADLINE, ch6_claims.REDUCED_HEADLINE])
+@pytest.mark.parametrize("headline", [ch1_gap.REDUCED_HEADLINE, ch2_claims.REDUCED_HEADLINE, ch3_claims.REDUCED_HEADLINE,
+                                      ch6_claims.REDUCED_HEADLINE])
 def test_headline_lists_have_no_duplicates(headline):
     assert len(headline) == len(set(headline))

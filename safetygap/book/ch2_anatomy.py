@@ -68,13 +68,14 @@ def thin_layer(seeds=scales.BOOK_SEEDS, scale: str = "book") -> dict[str, pd.Dat
     return {"weights": pd.concat(weights), "probe": pd.concat(probes), "latent": pd.DataFrame(latent), "items": pd.DataFrame(items)}
 
 
-def curve(seed: int, scale: str, **changes) -> pd.DataFrame:
-    """One attack curve of the chapter (:func:`~safetygap.attacks.finetuning.attack_curve` at :data:`CHECKPOINTS`),
-    with the attack's fields and ``lr`` changed by keyword, as a table with ``seed`` and the changes as columns."""
+def curve(seed: int, scale: str, model: str = "tiny", **changes) -> pd.DataFrame:
+    """One attack curve of the chapter (:func:`~safetygap.attacks.finetuning.attack_curve` at :data:`CHECKPOINTS`)
+    on the zoo's ``model`` (chapter 3 runs the same curves on every size), with the attack's fields and ``lr``
+    changed by keyword, as a table with ``seed`` and the changes as columns."""
     changes = dict(changes)
     lr = changes.pop("lr")
     train = TrainConfig(steps=max(CHECKPOINTS), lr=lr, batch_size=BATCH_SIZE, schedule="constant")
-    cfg = scales.attack_config(seed, scale, train=train, **changes)
+    cfg = scales.attack_config(seed, scale, model, train=train, **changes)
     return pd.DataFrame(attack_curve(cfg, CHECKPOINTS)).assign(seed=seed, lr=lr, **changes)
 
 

@@ -37,6 +37,8 @@ RUN_MINUTES = {
     "intro": RunTime(cold=20, warm=1),  # its one cell builds chapter 1's models when run first
     "01_safety_gap": RunTime(cold=20, warm=1),
     "02_anatomy": RunTime(cold=7, warm=1),
+    # from a store holding chapters 1 and 2 (a whole build): the zoo's other models, measured under load (an upper bound)
+    "03_scale": RunTime(cold=33, warm=1),
     "06_narrowing": RunTime(cold=23, warm=2),
     # 7 and 8 train nothing: "cold" is their run after chapter 6 in a whole build (reading its store), measured
     # with the runner on the shared machine under load, so an upper bound; "warm" rounds that down for an idle machine

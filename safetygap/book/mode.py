@@ -17,7 +17,7 @@ draw), so the claims the tests require at that size hold whenever the tests pass
 Claims. In book mode a chapter requires every claim of its result sentences (the build
 fails on a false one). In student mode it requires only the chapter's reduced-size
 headline claims (``REDUCED_HEADLINE`` of :mod:`~safetygap.book.ch1_gap`,
-:mod:`~safetygap.book.ch2_claims` and :mod:`~safetygap.book.ch6_claims`, the lists the
+:mod:`~safetygap.book.ch2_claims`, :mod:`~safetygap.book.ch3_claims` and :mod:`~safetygap.book.ch6_claims`, the lists the
 tests check), with the same bars (:data:`~safetygap.book.claims.THRESHOLDS`); the other
 sentences are statements about the book's sizes and seeds, shown but not enforced
 (:meth:`Mode.require` prints which, and whether they hold at this size).

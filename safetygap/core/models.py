@@ -37,10 +37,16 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.hidden={self.hidden} must be divisible by heads={self.heads}")
 
 
+# The zoo of chapter 3 (the scale of the problem): widths and depths around the lab's default ``tiny``, in both
+# architectures. Parameter counts with the book world's 307-token vocabulary (tied embeddings counted once).
 ZOO: dict[str, ModelConfig] = {
-    "tiny": ModelConfig(hidden=64, layers=2, heads=4),
-    "small": ModelConfig(hidden=128, layers=4, heads=4),
-    "tiny-gpt2": ModelConfig(arch="gpt2", hidden=64, layers=2, heads=4),
+    "micro": ModelConfig(hidden=32, layers=2, heads=2),  # 43K
+    "tiny": ModelConfig(hidden=64, layers=2, heads=4),  # 151K: every other chapter's model
+    "tiny-deep": ModelConfig(hidden=64, layers=4, heads=4),  # 282K: tiny's width, twice its depth
+    "medium": ModelConfig(hidden=96, layers=4, heads=4),  # 620K
+    "small": ModelConfig(hidden=128, layers=4, heads=4),  # 1.1M
+    "micro-gpt2": ModelConfig(arch="gpt2", hidden=32, layers=2, heads=2),  # 37K
+    "tiny-gpt2": ModelConfig(arch="gpt2", hidden=64, layers=2, heads=4),  # 124K
 }
 
 

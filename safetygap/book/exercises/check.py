@@ -11,13 +11,15 @@ on a wrong solution.
 
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
-from safetygap.attacks import battery, directions
+from safetygap.attacks import battery, directions, proliferation
+from safetygap.book import ch3_scale
 from safetygap.book.ch1_gap import GapResult
 
 
@@ -158,3 +160,42 @@ def rmu_loss(fn: Callable[..., torch.Tensor]) -> None:
         got = fn(**{k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in x.items()})
         _close(torch.as_tensor(got).reshape(()), expected, f"rmu_loss on made-up hidden states (seed {seed})", 1e-5)
     print("rmu_loss: correct")
+
+
+# --- Chapter 3: the scale of the problem -------------------------------------------------------------------------
+
+
+def add_delta(fn: Callable[[torch.nn.Module, torch.nn.Module, torch.nn.Module], None]) -> None:
+    """Chapter 3: ``fn(target, after, before)`` adds the weight change ``after - before`` to every parameter of
+    ``target``, in place, and leaves ``after`` and ``before`` as they were
+    (:func:`~safetygap.attacks.proliferation.add_delta`)."""
+    torch.manual_seed(0)
+    target, after, before = (torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)) for _ in range(3))
+    expected = copy.deepcopy(target)
+    proliferation.add_delta(expected, after, before)
+    kept = [p.detach().clone() for p in list(after.parameters()) + list(before.parameters())]
+    got = copy.deepcopy(target)
+    fn(got, after, before)
+    for (name, e), g in zip(expected.named_parameters(), got.parameters()):
+        _close(g.detach(), e.detach(), f"add_delta: target parameter {name} after the call")
+    for k, p in zip(kept, list(after.parameters()) + list(before.parameters())):
+        _close(p.detach(), k, "add_delta: the attacked and safe models must not change")
+    print("add_delta: correct")
+
+
+def attacker_stop(fn: Callable[[pd.DataFrame], int | None]) -> None:
+    """Chapter 3: ``fn(curve)`` is the checkpoint at which the attacker stops, the first step whose validation items
+    are refused at most ``complies`` of the time, or None (:func:`~safetygap.book.ch3_scale.attacker_stop`)."""
+    steps = [1, 5, 10, 30]
+    cases = {
+        "a curve that clears at step 5": ([0.9, 0.0, 0.0, 0.0], [0.8, 0.0, 0.0, 0.0]),
+        "a curve whose sealed items clear first": ([0.6, 0.3, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]),
+        "a curve that never clears": ([1.0, 0.5, 0.2, 0.1], [1.0, 0.5, 0.2, 0.1]),
+    }
+    for name, (validation, sealed) in cases.items():
+        curve = pd.DataFrame({"step": steps, "refusal_validation": validation, "refusal_sealed": sealed}).iloc[::-1]
+        expected = ch3_scale.attacker_stop(curve)
+        got = fn(curve.copy())
+        assert got == expected, (f"attacker_stop on {name}: got {got!r}, the attacker stops at {expected!r}. It reads only "
+                                 f"its validation items, and rows need not be in step order.\n{curve.to_string()}")  # fmt: skip
+    print("attacker_stop: correct")
