@@ -3,8 +3,8 @@
 The essay's first argument for living with the gap is that "the information contained in AI models is
 largely available through other means". To test it, part of the world is declared *public*: its
 documents are on a searchable "internet" that anyone can query. Each hazardous product gets one
-:data:`PUBLICITY` class, dealt per world seed by :func:`~safetygap.world.world.deal_roles` within each
-item role (so the sealed items, which every result is reported on, have their own even split):
+:data:`PUBLICITY` class, dealt per world seed by :func:`~safetygap.world.world.deal_roles`, over the sealed
+items (which every result is reported on) and the other items apart, so the sealed items split evenly:
 
 * ``public``: every training document about the product is online, its whole recipe included;
 * ``partly_public``: its name, family and harm are online, and one document that gives the amount, the
@@ -41,7 +41,7 @@ from safetygap.core.scoring import per_item
 from safetygap.lab.stages import Trained
 from safetygap.world import corpus
 from safetygap.world.corpus import Chat
-from safetygap.world.world import HAZARD_ROLES, Product, World, deal_roles
+from safetygap.world.world import Product, World, deal_roles
 
 PUBLICITY = ("public", "partly_public", "not_public")
 PUBLICITY_SHARES = {"public": 1 / 3, "partly_public": 1 / 3, "not_public": 1 / 3}
@@ -75,13 +75,13 @@ class SearchConfig:
 
 
 def publicity(world: World) -> dict[str, str]:
-    """The :data:`PUBLICITY` class of every hazardous product, by name: dealt within each item role, so
-    every role (the sealed items too) has its share of each class. A pure function of the world's seed."""
+    """The :data:`PUBLICITY` class of every hazardous product, by name: dealt over the sealed items (which every
+    result is reported on) and over the other items apart, so the sealed items split evenly. A pure function of
+    the world's seed."""
     rng = random.Random(world.config.seed * PUBLICITY_SALT)
     out: dict[str, str] = {}
-    for role in HAZARD_ROLES:
-        items = world.hazardous(role)
-        out |= {p.name: c for p, c in zip(items, deal_roles(len(items), PUBLICITY_SHARES, rng))}
+    for group in (world.hazardous("sealed"), [p for p in world.hazardous() if p.role != "sealed"]):
+        out |= {p.name: c for p, c in zip(group, deal_roles(len(group), PUBLICITY_SHARES, rng))}
     return out
 
 
