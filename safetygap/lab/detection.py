@@ -25,10 +25,9 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from safetygap.attacks import directions
-from safetygap.core import evaluation
+from safetygap.core import evaluation, hooks
 from safetygap.core.evaluation import EvalConfig
-from safetygap.core.hooks import n_layers
+from safetygap.core.hooks import n_layers, resid_point
 from safetygap.core.scoring import is_refusal, mean
 from safetygap.lab.stages import Trained
 from safetygap.world import corpus
@@ -55,10 +54,16 @@ def publisher_harmless(world: World) -> list[Chat]:
     )
 
 
+@torch.no_grad()
 def last_token_states(model: PreTrainedModel, tokenizer, chats: list[Chat]) -> torch.Tensor:
-    """The residual stream after each decoder layer at the last prompt token (the assistant marker),
-    shape (L, B, d) (the embedding point is left out: at that token it is the same for every prompt)."""
-    return directions.residual_stream(model, tokenizer, chats, positions=1)[1:, :, 0]
+    """The residual stream after each decoder layer (before the final norm) at the last prompt token (the
+    assistant marker), shape (L, B, d); the embedding point is left out: at that token it is the same for every
+    prompt. The same points as :func:`safetygap.attacks.directions.residual_stream` reads."""
+    texts = evaluation.render_prompts(tokenizer, chats)
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    names = [resid_point(model, i) for i in range(1, n_layers(model) + 1)]
+    _, cache = hooks.run_with_cache(model, names, **enc, position_ids=evaluation.position_ids(enc["attention_mask"]))
+    return torch.stack([cache[name][:, -1].float() for name in names])
 
 
 def refusal_direction(released: Trained) -> torch.Tensor:
