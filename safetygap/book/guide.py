@@ -37,7 +37,7 @@ RUN_MINUTES = {
     "intro": RunTime(cold=20, warm=1),  # its one cell builds chapter 1's models when run first
     "01_safety_gap": RunTime(cold=20, warm=1),
     "02_anatomy": RunTime(cold=7, warm=1),
-    "04_living_with": RunTime(cold=6, warm=2),  # provisional, replaced by the measured run
+    "04_living_with": RunTime(cold=6, warm=1),  # after chapter 1 (it trains a sweep of safety trainings and eight fine-tunes per seed)
     "06_narrowing": RunTime(cold=23, warm=2),
     # 7 and 8 train nothing: "cold" is their run after chapter 6 in a whole build (reading its store), measured
     # with the runner on the shared machine under load, so an upper bound; "warm" rounds that down for an idle machine
