@@ -19,8 +19,9 @@ import pandas as pd
 import torch
 
 from safetygap.attacks import battery, directions, proliferation
-from safetygap.book import ch3_scale
+from safetygap.book import ch3_scale, ch4_living_with
 from safetygap.book.ch1_gap import GapResult
+from safetygap.lab import detection, retrieval
 
 
 def _close(got, expected, what: str, tol: float = 1e-6) -> None:
@@ -199,3 +200,43 @@ def attacker_stop(fn: Callable[[pd.DataFrame], int | None]) -> None:
         assert got == expected, (f"attacker_stop on {name}: got {got!r}, the attacker stops at {expected!r}. It reads only "
                                  f"its validation items, and rows need not be in step order.\n{curve.to_string()}")  # fmt: skip
     print("attacker_stop: correct")
+
+
+# --- Chapter 4: living with the gap ------------------------------------------------------------------------------
+
+
+def _uplift_table() -> pd.DataFrame:
+    """A made-up chapter-4 uplift table: two seeds, three sealed items per publicity class, three sources."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for seed in (1, 2):
+        for publicity in retrieval.PUBLICITY:
+            for i in range(3 + seed):  # seeds with different numbers of items: average items first, then seeds
+                for source in ("search", "attacked", "oracle"):
+                    rows.append({"source": source, "seed": seed, "item": f"{publicity}-{i}", "publicity": publicity,
+                                 "edc": float(rng.integers(0, 2))})  # fmt: skip
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=0).reset_index(drop=True)
+
+
+def marginal_uplift(fn: Callable[[pd.DataFrame], pd.Series]) -> None:
+    """Chapter 4: ``fn(uplift)`` is the attacked model's EDC minus the search attacker's per publicity class, the
+    mean over seeds of the per-seed means over items (:func:`~safetygap.book.ch4_living_with.marginal_uplift`)."""
+    table = _uplift_table()
+    expected = ch4_living_with.marginal_uplift(table)
+    got = fn(table.copy())
+    _close(got, expected, "marginal_uplift(uplift), per publicity class", tol=1e-12)
+    print("marginal_uplift: correct")
+
+
+def auroc(fn: Callable[..., float]) -> None:
+    """Chapter 4: ``fn(scores, labels)`` is the area under the ROC curve (:func:`~safetygap.lab.detection.auroc`),
+    ties counting half."""
+    cases = {
+        "perfectly separated scores": ([0.9, 0.8, 0.1, 0.2], [True, True, False, False]),
+        "perfectly reversed scores": ([0.1, 0.2, 0.9, 0.8], [True, True, False, False]),
+        "scores with ties": ([0.5, 0.5, 0.5, 0.1, 0.7], [True, False, True, False, False]),
+        "random scores": (list(np.random.default_rng(0).random(12)), [bool(i % 3) for i in range(12)]),
+    }
+    for name, (scores, labels) in cases.items():
+        _close(fn(scores, labels), detection.auroc(scores, labels), f"auroc on {name}")
+    print("auroc: correct")
