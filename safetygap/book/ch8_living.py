@@ -1,6 +1,6 @@
 """Chapter 8's tables: every headline of the book in one place, and what transfers from the toy to published results.
 
-Chapter 8 trains nothing. It reads the results of chapters 1, 6 and 7 from the
+Chapter 8 trains nothing. It reads the results of chapters 1, 3, 4, 6 and 7 from the
 artifact store and lays them out twice:
 
 * :func:`dashboard`: one row per headline result, with its mean and bootstrap
@@ -23,9 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from safetygap.book import ch6_claims, stats
+from safetygap.book import ch3_scale, ch6_claims, stats
 from safetygap.book import claims as bars
 from safetygap.book.ch1_gap import GapResult
+from safetygap.book.ch3_scale import ScaleResult
+from safetygap.book.ch4_living_with import LivingResult
 from safetygap.book.ch6_claims import References
 from safetygap.book.ch6_defenses import DefenseResult
 from safetygap.book.published import figure
@@ -44,23 +46,35 @@ DESCRIBED_DEPARTURES = (  # the rows chapter 8's prose explains one by one
 @dataclass(frozen=True)
 class Headline:
     """One headline result: the ``chapter`` (its document name) that reports it, what it ``says``, and its
-    ``values``, one per seed."""
+    ``values``, one per seed (chapter 3's: one per run of its zoo, a model on a seed)."""
 
     chapter: str
     says: str
     values: pd.Series
 
 
-def headlines(gap: GapResult, result: DefenseResult, refs: References, cards: pd.DataFrame) -> list[Headline]:
+def headlines(gap: GapResult, zoo: ScaleResult, living: LivingResult, result: DefenseResult, refs: References,
+              cards: pd.DataFrame) -> list[Headline]:  # fmt: skip
     """The book's headline results, in the order of its chapters (chapter 2's thin layer is read off chapter 1's
-    safe model, chapter 7's card off :func:`~safetygap.book.ch7_policy.report_cards`)."""
+    safe model, chapter 3's off the zoo's runs with a safeguard, chapter 7's card off
+    :func:`~safetygap.book.ch7_policy.report_cards`)."""
     hiding = {d: ch6_claims.above_oracle(ch6_claims.picked(result, d), refs) for d in ch6_claims.HIDING}
     removing = {d: ch6_claims.above_oracle(ch6_claims.picked(result, d), refs) for d in ch6_claims.REMOVING}
+    guard = ch3_scale.safeguarded(zoo)
+    guarded = guard[guard].index
+    costs = ch3_scale.attack_costs(zoo)
+    stop_share = costs[costs["method"] == "full"].set_index(["model", "seed"])["share_safety"].reindex(guarded)
+    private = "not_public"
     return [
         Headline("01_safety_gap", "safe model: share of sealed hazardous requests refused", gap.per_seed("safe", "refusal_sealed")),
         Headline("01_safety_gap", "10-example attack: normalised uplift of EDC", gap.uplift("attacked")),
         Headline("01_safety_gap", "10-example attack: FLOPs as a share of safety training's", gap.removal_ratio()),
         Headline("02_anatomy", "safe model: memorised slots right when the reply is prefilled", gap.per_seed("safe", "latent_sealed")),
+        Headline("03_scale", "zoo, every model with a safeguard: attack FLOPs at the attacker's stop as a share of safety training's", stop_share),
+        Headline("03_scale", "zoo: share of sealed requests a later release refuses with the old attack's weight change added",
+                 zoo.per_run("transplant", "refusal_sealed").reindex(guarded)),
+        Headline("04_living_with", "non-public items: attacked model's EDC above a search engine's",
+                 living.uplift_per_seed("attacked", private) - living.uplift_per_seed("search", private)),
         Headline("06_narrowing", "undefended: attacker-picked EDC above the oracle", ch6_claims.above_oracle(ch6_claims.picked(result, "undefended"), refs)),
         Headline("06_narrowing", "hiding defenses: attacker-picked EDC above the oracle (mean of five)", pd.concat(hiding, axis=1).mean(axis=1)),
         Headline("06_narrowing", "filters and routing: attacker-picked EDC above the oracle (largest of three)", pd.concat(removing, axis=1).max(axis=1)),
