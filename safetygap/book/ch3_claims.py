@@ -7,7 +7,7 @@ import pandas as pd
 
 from safetygap.book import ch2_anatomy, ch2_reading
 from safetygap.book import claims as bars
-from safetygap.book.ch3_scale import ScaleResult, attack_costs, attacker_picks, safeguarded
+from safetygap.book.ch3_scale import ScaleResult, attack_costs, attacker_picks, guarded_edits, safeguarded
 
 REFERENCE = "tiny"  # the model of every other chapter: the sizes are compared with it
 ARCHITECTURE = "gpt2"  # the zoo's second architecture
@@ -44,8 +44,7 @@ def claims(result: ScaleResult) -> list[bars.Claim]:
     picks = attacker_picks(result).set_index(["model", "seed"]).sort_index()
     gap = picks["edc_sealed"] - run("safe", "edc_sealed")
     overstated = picks["edc_validation"] - picks["edc_sealed"]
-    edits = result.edits.set_index(["model", "seed"]).sort_index()
-    edits = edits[edits.index.isin(guarded)].join(result.zoo.set_index("model")["layers"], on="model")
+    edits = guarded_edits(result).set_index(["model", "seed"]).sort_index()
     by_depth = edits.groupby("layers")["uplift"].mean()
     transplant = run("transplant", "edc_sealed") - run("attacked", "edc_sealed")
 

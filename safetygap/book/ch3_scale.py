@@ -242,42 +242,32 @@ def _with_shares(result: ScaleResult, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def gaps(result: ScaleResult) -> pd.DataFrame:
-    """One row per run: EDC on sealed items of the oracle (the floor), base, safe and attacked models, the safety gap
-    (attacked minus safe), the attack's normalised uplift, and the share of the safe model's benign capability the
-    attacked model keeps (``kept``)."""
-    edc = {role: result.per_run(role, "edc_sealed") for role in ("oracle", "base", "safe", "attacked")}
-    frame = pd.DataFrame(edc)
+    """One row per run: EDC on sealed items of the oracle (the floor), base, safe and attacked models, and the safety
+    gap (attacked minus safe)."""
+    frame = pd.DataFrame({role: result.per_run(role, "edc_sealed") for role in ("oracle", "base", "safe", "attacked")})
     frame["gap"] = frame["attacked"] - frame["safe"]
-    frame["uplift"] = (frame["attacked"] - frame["oracle"]) / (frame["base"] - frame["oracle"])
-    frame["kept"] = result.per_run("attacked", "benign_capability") / result.per_run("safe", "benign_capability")
-    frame["refusal_safe"] = result.per_run("safe", "refusal_sealed")
-    frame["refusal_attacked"] = result.per_run("attacked", "refusal_sealed")
     return frame.reset_index().merge(_run_columns(result), on="model")
 
 
-def edits_by_depth(result: ScaleResult) -> pd.DataFrame:
-    """Per depth (``layers``): how many Llama runs, on how many of them the kept direction edit meets chapter 2's bar
-    (``meets``, and ``share``), its mean refusal of sealed requests and mean normalised uplift."""
-    edits = result.edits.merge(_run_columns(result), on="model")
-    table = edits.groupby("layers").agg(runs=("breaks", "size"), meets=("breaks", "sum"),
-                                        refusal=("refusal_sealed", "mean"), uplift=("uplift", "mean"))  # fmt: skip
-    table["share"] = table["meets"] / table["runs"]
-    return table.reset_index()
+def guarded_edits(result: ScaleResult) -> pd.DataFrame:
+    """The kept direction edit of every Llama run with a safeguard (:func:`safeguarded`), one row each, with the
+    member's ``layers``: what the depth study reads."""
+    guard = safeguarded(result)
+    runs = result.edits.set_index(["model", "seed"]).index
+    edits = result.edits[runs.isin(guard[guard].index)].merge(result.zoo[["model", "layers"]], on="model")
+    return edits.astype({"refusal_sealed": float, "uplift": float, "benign_vs_safe": float, "breaks": bool, "induces": bool})
 
 
 def transfers(result: ScaleResult) -> pd.DataFrame:
     """One row per run: the later release on its own and with the attack's weight change added (``transplant``):
-    refusal of sealed requests, EDC, the transplant's normalised uplift (against the run's oracle and base) and the
-    share of the release's benign capability the transplant keeps."""
+    refusal of sealed requests, EDC, and the share of the release's benign capability the transplant keeps."""
     seed = result.per_run
     frame = pd.DataFrame({
         "refusal_release": seed("release", "refusal_sealed"), "refusal_transplant": seed("transplant", "refusal_sealed"),
         "edc_release": seed("release", "edc_sealed"), "edc_transplant": seed("transplant", "edc_sealed"),
         "edc_attacked": seed("attacked", "edc_sealed"),
+        "kept": seed("transplant", "benign_capability") / seed("release", "benign_capability"),
     })  # fmt: skip
-    oracle, base = seed("oracle", "edc_sealed"), seed("base", "edc_sealed")
-    frame["uplift"] = (frame["edc_transplant"] - oracle) / (base - oracle)
-    frame["kept"] = seed("transplant", "benign_capability") / seed("release", "benign_capability")
     return frame.reset_index().merge(_run_columns(result), on="model")
 
 

@@ -31,8 +31,10 @@ from safetygap.book.ch4_living_with import LivingResult
 from safetygap.book.ch6_claims import References
 from safetygap.book.ch6_defenses import DefenseResult
 from safetygap.book.published import figure
+from safetygap.lab import retrieval
 
 AGREEMENT = ("agrees", "partly", "differs")
+NOT_PUBLIC = retrieval.PUBLICITY[-1]  # chapter 4's items that no searchable document describes
 # Chapter 8's sentences are about the book-scale results of chapters 1 to 7 (the rows that depart, the seeds behind
 # each headline), so student mode enforces none of them; each headline is checked at reduced size in its own chapter.
 REDUCED_HEADLINE: tuple[str, ...] = ()
@@ -64,7 +66,6 @@ def headlines(gap: GapResult, zoo: ScaleResult, living: LivingResult, result: De
     guarded = guard[guard].index
     costs = ch3_scale.attack_costs(zoo)
     stop_share = costs[costs["method"] == "full"].set_index(["model", "seed"])["share_safety"].reindex(guarded)
-    private = "not_public"
     return [
         Headline("01_safety_gap", "safe model: share of sealed hazardous requests refused", gap.per_seed("safe", "refusal_sealed")),
         Headline("01_safety_gap", "10-example attack: normalised uplift of EDC", gap.uplift("attacked")),
@@ -74,7 +75,7 @@ def headlines(gap: GapResult, zoo: ScaleResult, living: LivingResult, result: De
         Headline("03_scale", "zoo: share of sealed requests a later release refuses with the old attack's weight change added",
                  zoo.per_run("transplant", "refusal_sealed").reindex(guarded)),
         Headline("04_living_with", "non-public items: attacked model's EDC above a search engine's",
-                 living.uplift_per_seed("attacked", private) - living.uplift_per_seed("search", private)),
+                 living.uplift_per_seed("attacked", NOT_PUBLIC) - living.uplift_per_seed("search", NOT_PUBLIC)),
         Headline("06_narrowing", "undefended: attacker-picked EDC above the oracle", ch6_claims.above_oracle(ch6_claims.picked(result, "undefended"), refs)),
         Headline("06_narrowing", "hiding defenses: attacker-picked EDC above the oracle (mean of five)", pd.concat(hiding, axis=1).mean(axis=1)),
         Headline("06_narrowing", "filters and routing: attacker-picked EDC above the oracle (largest of three)", pd.concat(removing, axis=1).max(axis=1)),

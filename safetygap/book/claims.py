@@ -72,6 +72,12 @@ def claim(name: str, statement: str, values: pd.Series | float, test, rule: str)
     return Claim(name, statement, bool(test(values)), f"{rule}: {shown}")
 
 
+def unknown_bars(claims: Iterable[Claim]) -> dict[str, list[str]]:
+    """The claims whose statements quote (as `name`) a bar that :data:`THRESHOLDS` does not hold, with those names."""
+    quoted = {c.name: c.statement.split("`")[1::2] for c in claims}
+    return {name: [q for q in bars if q not in THRESHOLDS] for name, bars in quoted.items() if any(q not in THRESHOLDS for q in bars)}
+
+
 def every_seed(values: pd.Series, predicate) -> bool:
     """Whether ``predicate`` holds for the value of every seed (``values`` has one entry per seed)."""
     return len(values) > 0 and bool(values.map(predicate).all())
