@@ -13,9 +13,9 @@ import torch
 
 from safetygap.book import paths
 from safetygap.book.exercises import check, edition
-from safetygap.book.exercises.solutions import ch01, ch02, ch03, ch04, ch06
+from safetygap.book.exercises.solutions import ch01, ch02, ch03, ch04, ch05, ch06
 
-CHAPTERS = ("01_safety_gap", "02_anatomy", "03_scale", "04_living_with", "06_narrowing")
+CHAPTERS = ("01_safety_gap", "02_anatomy", "03_scale", "04_living_with", "05_seriously", "06_narrowing")
 
 
 def _wrong_removal_ratio(compute: pd.DataFrame) -> pd.Series:
@@ -60,6 +60,14 @@ def _wrong_auroc(scores, labels) -> float:
     return float((s[y][:, None] > s[~y][None, :]).double().mean())  # ties count nothing
 
 
+def _wrong_worked_out(reply: str, base: str, process: str) -> bool:
+    return f"of {base}" in reply and f"{process} it" in reply  # forgets that a refusal states no recipe
+
+
+def _wrong_double_amount(answer: str) -> str:
+    return answer.replace(" grams", " grams of twice")  # does not compute the amount
+
+
 def _wrong_rmu_loss(forget, retain, retain_frozen, steer, retain_weight):
     return (forget - steer).pow(2).mean() + (retain - retain_frozen).pow(2).mean()  # drops the retain weight
 
@@ -74,6 +82,8 @@ EXERCISES = [
     (check.attacker_stop, ch03.attacker_stop, _wrong_stop, "validation items"),
     (check.marginal_uplift, ch04.marginal_uplift, _wrong_marginal_uplift, "marginal_uplift"),
     (check.auroc, ch04.auroc, _wrong_auroc, "auroc"),
+    (check.worked_out, ch05.worked_out, _wrong_worked_out, "worked_out"),
+    (check.double_amount, ch05.double_amount, _wrong_double_amount, "double_amount"),
     (check.attacker_pick, ch06.attacker_pick, _wrong_pick, "the attacker keeps"),
     (check.rmu_loss, ch06.rmu_loss, _wrong_rmu_loss, "rmu_loss"),
 ]
@@ -133,7 +143,7 @@ def test_the_student_edition_has_stubs_and_no_solution_code(student):
         assert not any("solution" in c.metadata.get("tags", []) for c in nb.cells), chapter
         for name in re.findall(r"check\.(\w+)\(", code):
             assert f"def {name}(" in code and "raise NotImplementedError" in code, (chapter, name)
-            reference = next(getattr(m, name) for m in (ch01, ch02, ch03, ch04, ch06) if hasattr(m, name))
+            reference = next(getattr(m, name) for m in (ch01, ch02, ch03, ch04, ch05, ch06) if hasattr(m, name))
             leaked = [line for line in _body_lines(reference) if line in code.splitlines() or f"    {line}" in code.splitlines()]
             assert not leaked, f"{chapter}: the student edition holds solution code {leaked}"
 

@@ -22,13 +22,14 @@ from contextlib import contextmanager
 import pytest
 
 from safetygap.attacks import battery, directions, selection
-from safetygap.attacks.finetuning import attack_curve
+from safetygap.attacks.finetuning import attack_curve, fine_tune
 from safetygap.attacks.soft_prompt import PLACEHOLDER, SoftPromptConfig
 from safetygap.book import scales
 from safetygap.core import evaluation, training
 from safetygap.core.training import TrainConfig
 from safetygap.defenses import registry
 from safetygap.lab import stages as lab
+from safetygap.lab.threshold_models import threshold_base
 from safetygap.world import corpus
 from safetygap.world.world import World
 
@@ -141,6 +142,16 @@ def test_defenses_that_change_pretraining_see_no_sealed_item_after_it(safe, monk
         with tripwire(monkeypatch, safe.tokenizer) as seen:
             lab.safety_tune(base, config.safety)
         assert seen and not leaks(safe.world, seen), defense
+
+
+def test_chapter_5s_safety_training_and_attack_see_no_sealed_item_after_its_pretraining(safe, monkeypatch):
+    """Chapter 5 pretrains on its own corpus (every document but the undocumented products' recipes, and scaled
+    benign recipes), then safety-trains and attacks as the lab does."""
+    base = threshold_base(SAFETY.base)
+    attack = dataclasses.replace(scales.attack_config(SEED, SCALE), safety=SAFETY, train=SHORT)
+    with tripwire(monkeypatch, safe.tokenizer) as seen:
+        fine_tune(lab.safety_tune(base, SAFETY), attack)
+    assert seen and not leaks(safe.world, seen)
 
 
 def test_every_fine_tuning_family_of_the_battery_sees_no_sealed_item(safe, monkeypatch):

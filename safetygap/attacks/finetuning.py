@@ -30,6 +30,7 @@ from safetygap.core.models import parameter_count
 from safetygap.core.training import Example, TrainConfig, encode_chat
 from safetygap.lab.configs import SafetyConfig
 from safetygap.lab.stages import Trained, model_stage, safe_model
+from safetygap.lab.threshold_models import threshold_safe
 from safetygap.world import corpus
 from safetygap.world.corpus import Chat
 from safetygap.world.world import World
@@ -121,6 +122,24 @@ def attacked_model(config: AttackConfig = AttackConfig()) -> Trained:
     if config.method == "lora":
         model = model.merge_and_unload()
     return Trained(model, safe.tokenizer, safe.world, report)
+
+
+def fine_tune(safe: Trained, config: AttackConfig) -> Trained:
+    """The attack of ``config`` (data, method, steps, seed) run on ``safe``, a stored safe model of
+    ``config.safety``: the body of every fine-tuning attack stage. (:func:`attacked_model` spells the same steps out;
+    calling this from it would re-key every stored attack.)"""
+    model = attackable(safe.model, config.method, config.lora_rank)
+    report = training.fit(model, attack_examples(safe, config), config.train, config.seed, f"attack-{config.method}")
+    if config.method == "lora":
+        model = model.merge_and_unload()
+    return Trained(model, safe.tokenizer, safe.world, report)
+
+
+@model_stage("threshold-attack")
+def threshold_attack(config: AttackConfig) -> Trained:
+    """Chapter 5's attack: ``config`` on :func:`~safetygap.lab.threshold_models.threshold_safe` of ``config.safety``
+    (the safe model pretrained on the corpus without the undocumented products' recipes)."""
+    return fine_tune(threshold_safe(config.safety), config)
 
 
 @store.cached_json("attack-curve")

@@ -37,10 +37,11 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.hidden={self.hidden} must be divisible by heads={self.heads}")
 
 
-# The zoo of chapter 3 (the scale of the problem): widths and depths around the lab's default ``tiny``, in both
+# The zoo of chapters 3 and 5 (the scale of the problem, capability thresholds): widths and depths around the lab's default ``tiny``, in both
 # architectures. Parameter counts with the book world's 307-token vocabulary (tied embeddings counted once).
 ZOO: dict[str, ModelConfig] = {
     "micro": ModelConfig(hidden=32, layers=2, heads=2),  # 43K
+    "mini": ModelConfig(hidden=48, layers=2, heads=4),  # 89K: between micro and tiny (chapter 5's middle size)
     "tiny": ModelConfig(hidden=64, layers=2, heads=4),  # 151K: every other chapter's model
     "tiny-deep": ModelConfig(hidden=64, layers=4, heads=4),  # 282K: tiny's width, twice its depth
     "medium": ModelConfig(hidden=96, layers=4, heads=4),  # 620K
