@@ -15,23 +15,41 @@ from safetygap.core import parallel, training
 from safetygap.lab import data
 from safetygap.lab import stages as lab
 from safetygap.core.models import build_model
+from safetygap.world.world import WorldConfig
+
+
+WORLDS = [WorldConfig(seed=s, products_per_family=4, places=6, ingredients=6, processes=3) for s in range(3)]  # cheap stages
 
 
 def test_a_local_cluster_runs_every_job(tmp_path, monkeypatch):
     monkeypatch.delenv(parallel.SCHEDULER_ENV, raising=False)
-    paths = [tmp_path / f"task{i}" for i in range(3)]
-    parallel.run_in_workers(Path.touch, paths, workers=2)
-    assert all(p.exists() for p in paths)
+    monkeypatch.setenv("SAFETYGAP_CACHE", str(tmp_path))
+    parallel.run_in_workers(lab.get_world, WORLDS, workers=2)
+    assert len(list(tmp_path.glob("world-*/world.json"))) == len(WORLDS)
 
 
 def test_jobs_go_to_the_scheduler_named_in_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAFETYGAP_CACHE", str(tmp_path))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         monkeypatch.setenv(parallel.SCHEDULER_ENV, cluster.scheduler_address)
-        paths = [tmp_path / f"job{i}" for i in range(4)]
-        parallel.run_in_workers(Path.touch, paths)
-        assert all(p.exists() for p in paths)
+        parallel.run_in_workers(lab.get_world, WORLDS)
+        assert len(list(tmp_path.glob("world-*/world.json"))) == len(WORLDS)
         with pytest.raises(FileNotFoundError):  # an error in a job is raised in the caller
             parallel.run_in_workers(Path.touch, [tmp_path / "missing" / "job"])
+
+
+def test_jobs_the_store_holds_start_no_worker(tmp_path, monkeypatch):
+    monkeypatch.delenv(parallel.SCHEDULER_ENV, raising=False)
+    monkeypatch.setenv("SAFETYGAP_CACHE", str(tmp_path))
+    lab.get_world(WORLDS[0])  # stored now
+    assert parallel.from_store(lab.get_world, WORLDS[0]) and not parallel.from_store(lab.get_world, WORLDS[1])
+    assert len(list(tmp_path.glob("world-*/world.json"))) == 1  # the check built nothing
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started for jobs the store holds")
+
+    monkeypatch.setattr(parallel, "LocalCluster", no_cluster)
+    parallel.run_in_workers(lab.get_world, [WORLDS[0], WORLDS[0]], workers=2)
 
 
 def test_local_cluster_size():

@@ -36,6 +36,7 @@ import torch
 from dask.distributed import Client, LocalCluster
 from transformers.utils import logging as hf_logging
 
+from safetygap.core import store
 from safetygap.core.training import show_progress
 
 SCHEDULER_ENV = "SAFETYGAP_SCHEDULER"  # address of a running Dask scheduler; unset: a local cluster
@@ -62,16 +63,32 @@ def in_worker(function: Callable, task) -> None:
     function(task)
 
 
+def from_store(function: Callable, task) -> bool:
+    """Whether ``function(task)`` runs entirely from what the store holds: it is called here with the store read-only
+    (:func:`~safetygap.core.store.stored_only`). A job that would build something stops at its first missing
+    artifact and is left to the workers; a job that fails otherwise fails here, as it would in a worker."""
+    try:
+        with store.stored_only():
+            function(task)
+    except store.NotStored:
+        return False
+    return True
+
+
 def run_in_workers(function: Callable, tasks: Iterable, workers: int | None = None) -> None:
     """Call ``function(task)`` for every task, side by side, and wait for all of them.
 
-    ``function`` must be importable (a module-level function of the package)
-    and should store what it builds: return values are discarded. An error in
-    any job is raised here. Without ``$SAFETYGAP_SCHEDULER``, a local cluster of
-    :func:`local_workers` processes runs the jobs (with one worker or one job,
-    they run here instead).
+    ``function`` must be importable (a module-level function of the package) and should store what it builds:
+    return values are discarded. An error in any job is raised here. The leading jobs that the store already
+    holds (:func:`from_store`) are done here, without workers, up to the first that builds: a chapter whose
+    models are all stored starts no cluster. Without ``$SAFETYGAP_SCHEDULER``, a local cluster of
+    :func:`local_workers` processes runs the other jobs (with one worker or one job, they run here instead).
     """
     tasks = list(tasks)
+    while tasks and from_store(function, tasks[0]):  # up to the first job that builds: in a cold build, one check
+        tasks.pop(0)
+    if not tasks:
+        return
     address = os.environ.get(SCHEDULER_ENV)
     if address:
         with Client(address) as client:

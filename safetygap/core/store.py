@@ -225,6 +225,30 @@ def record_build(stage: str, build: Callable[[Path], None], tmp: Path) -> None:
     write_json(tmp / BUILD_RECORD, {"stage": stage, "seconds": seconds, "own_seconds": seconds - children["seconds"], "own": own})
 
 
+class NotStored(Exception):
+    """Inside :func:`stored_only`, an artifact had to be built."""
+
+
+class _RefusedBuilds(list):
+    """The stack of builds in progress while :func:`stored_only` holds: starting a build raises :class:`NotStored`."""
+
+    def append(self, item) -> None:
+        raise NotStored("an artifact is not in the store and stored_only() forbids building it")
+
+
+@contextlib.contextmanager
+def stored_only():
+    """Within this context the store only reads: a stage whose artifact is missing raises :class:`NotStored` instead
+    of building it (:func:`record_build` pushes every build on the stack this swaps out). It lets
+    :func:`~safetygap.core.parallel.run_in_workers` tell a job the store already holds from one that builds."""
+    global _building
+    saved, _building = _building, _RefusedBuilds()
+    try:
+        yield
+    finally:
+        _building = saved
+
+
 def write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=1, sort_keys=True))
 
