@@ -28,6 +28,7 @@ from safetygap.book import claims as bars
 from safetygap.book.ch1_gap import GapResult
 from safetygap.book.ch3_scale import ScaleResult
 from safetygap.book.ch4_living_with import LivingResult
+from safetygap.book.ch5_seriously import SeriouslyResult
 from safetygap.book.ch6_claims import References
 from safetygap.book.ch6_defenses import DefenseResult
 from safetygap.book.published import figure
@@ -55,11 +56,14 @@ class Headline:
     values: pd.Series
 
 
-def headlines(gap: GapResult, zoo: ScaleResult, living: LivingResult, result: DefenseResult, refs: References,
-              cards: pd.DataFrame) -> list[Headline]:  # fmt: skip
+def headlines(gap: GapResult, zoo: ScaleResult, living: LivingResult, thresholds: SeriouslyResult, result: DefenseResult,
+              refs: References, cards: pd.DataFrame) -> list[Headline]:  # fmt: skip
     """The book's headline results, in the order of its chapters (chapter 2's thin layer is read off chapter 1's
-    safe model, chapter 3's off the zoo's runs with a safeguard, chapter 7's card off
-    :func:`~safetygap.book.ch7_policy.report_cards`)."""
+    safe model, chapter 3's off the zoo's runs with a safeguard, chapter 5's off its largest size, chapter 7's card
+    off :func:`~safetygap.book.ch7_policy.report_cards`)."""
+    largest = thresholds.sizes()[-1]
+    derived = thresholds.per_seed("attacked", "recipe", "undocumented", "derived", largest)
+    scaled = thresholds.per_seed("attacked", "scaled", "documented", "edc", largest)
     hiding = {d: ch6_claims.above_oracle(ch6_claims.picked(result, d), refs) for d in ch6_claims.HIDING}
     removing = {d: ch6_claims.above_oracle(ch6_claims.picked(result, d), refs) for d in ch6_claims.REMOVING}
     guard = ch3_scale.safeguarded(zoo)
@@ -76,6 +80,10 @@ def headlines(gap: GapResult, zoo: ScaleResult, living: LivingResult, result: De
                  zoo.per_run("transplant", "refusal_sealed").reindex(guarded)),
         Headline("04_living_with", "non-public items: attacked model's EDC above a search engine's",
                  living.uplift_per_seed("attacked", NOT_PUBLIC) - living.uplift_per_seed("search", NOT_PUBLIC)),
+        Headline("05_seriously", "undocumented products, largest uncensored model: derived recipes above guessing the family",
+                 derived - thresholds.family_guess),
+        Headline("05_seriously", "scaled requests, largest uncensored model: EDC below a reader who doubles the amount",
+                 thresholds.per_seed("search, doubled", "scaled", "documented", "edc") - scaled),
         Headline("06_narrowing", "undefended: attacker-picked EDC above the oracle", ch6_claims.above_oracle(ch6_claims.picked(result, "undefended"), refs)),
         Headline("06_narrowing", "hiding defenses: attacker-picked EDC above the oracle (mean of five)", pd.concat(hiding, axis=1).mean(axis=1)),
         Headline("06_narrowing", "filters and routing: attacker-picked EDC above the oracle (largest of three)", pd.concat(removing, axis=1).max(axis=1)),
