@@ -13,9 +13,9 @@ import torch
 
 from safetygap.book import paths
 from safetygap.book.exercises import check, edition
-from safetygap.book.exercises.solutions import ch01, ch02, ch03, ch04, ch05, ch06
+from safetygap.book.exercises.solutions import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08
 
-CHAPTERS = ("01_safety_gap", "02_anatomy", "03_scale", "04_living_with", "05_seriously", "06_narrowing")
+CHAPTERS = ("01_safety_gap", "02_anatomy", "03_scale", "04_living_with", "05_seriously", "06_narrowing", "07_policy", "08_living")
 
 
 def _wrong_removal_ratio(compute: pd.DataFrame) -> pd.Series:
@@ -68,6 +68,28 @@ def _wrong_double_amount(answer: str) -> str:
     return answer.replace(" grams", " grams of twice")  # does not compute the amount
 
 
+def _wrong_cheapest_attack(trials: pd.DataFrame, reach: float) -> pd.DataFrame:
+    hits = trials[trials["edc_validation"] >= reach]  # counts edits and prefilling, which train nothing
+    return hits.sort_values(["draw", "flops"], kind="stable").groupby("draw").head(1)
+
+
+def _wrong_configurations_needed(audits: pd.DataFrame, broken: pd.Series, seeds: int, risk: float) -> pd.Series:
+    wrong = audits[audits["target"].map(broken) & (audits["certified"] <= risk)]  # pools every number of seeds
+    return wrong.groupby("target")["configurations"].min().reindex([t for t in broken.index if broken[t]])
+
+
+def _wrong_dashboard(items) -> pd.DataFrame:
+    from safetygap.book import stats
+
+    rows = [dict(zip(("mean", "low", "high"), stats.seed_ci(i.values.fillna(0.0)))) | {"chapter": i.chapter, "headline": i.says,
+            "seeds": len(i.values)} for i in items]  # a missing value counted as 0  # fmt: skip
+    return pd.DataFrame(rows)[["chapter", "headline", "mean", "low", "high", "seeds"]]
+
+
+def _wrong_removal_verdict(refusal: pd.Series, uplift: pd.Series) -> str:
+    return "agrees" if (refusal <= 0.05).all() else "differs"  # forgets the uplift and the partial verdict
+
+
 def _wrong_rmu_loss(forget, retain, retain_frozen, steer, retain_weight):
     return (forget - steer).pow(2).mean() + (retain - retain_frozen).pow(2).mean()  # drops the retain weight
 
@@ -84,6 +106,10 @@ EXERCISES = [
     (check.auroc, ch04.auroc, _wrong_auroc, "auroc"),
     (check.worked_out, ch05.worked_out, _wrong_worked_out, "worked_out"),
     (check.double_amount, ch05.double_amount, _wrong_double_amount, "double_amount"),
+    (check.cheapest_attack, ch07.cheapest_attack, _wrong_cheapest_attack, "cheapest_attack"),
+    (check.configurations_needed, ch07.configurations_needed, _wrong_configurations_needed, "configurations_needed"),
+    (check.dashboard, ch08.dashboard, _wrong_dashboard, "dashboard"),
+    (check.removal_verdict, ch08.removal_verdict, _wrong_removal_verdict, "removal_verdict"),
     (check.attacker_pick, ch06.attacker_pick, _wrong_pick, "the attacker keeps"),
     (check.rmu_loss, ch06.rmu_loss, _wrong_rmu_loss, "rmu_loss"),
 ]
@@ -143,7 +169,7 @@ def test_the_student_edition_has_stubs_and_no_solution_code(student):
         assert not any("solution" in c.metadata.get("tags", []) for c in nb.cells), chapter
         for name in re.findall(r"check\.(\w+)\(", code):
             assert f"def {name}(" in code and "raise NotImplementedError" in code, (chapter, name)
-            reference = next(getattr(m, name) for m in (ch01, ch02, ch03, ch04, ch05, ch06) if hasattr(m, name))
+            reference = next(getattr(m, name) for m in (ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08) if hasattr(m, name))
             leaked = [line for line in _body_lines(reference) if line in code.splitlines() or f"    {line}" in code.splitlines()]
             assert not leaked, f"{chapter}: the student edition holds solution code {leaked}"
 

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from safetygap.attacks import battery, directions, proliferation
-from safetygap.book import ch3_scale, ch4_living_with, ch5_seriously
+from safetygap.book import ch3_scale, ch4_living_with, ch5_seriously, ch7_policy, ch8_living
 from safetygap.book.ch1_gap import GapResult
 from safetygap.core.scoring import score_reply
 from safetygap.lab import detection, retrieval
@@ -287,3 +287,89 @@ def double_amount(fn: Callable[[str], str]) -> None:
 def _product():
     """A hazardous product of a small made-up world."""
     return build_world(WorldConfig(seed=5)).hazardous("sealed")[0]
+
+
+# --- Chapter 7: the policy dimension -----------------------------------------------------------------------------
+
+
+def _battery_trials() -> pd.DataFrame:
+    """A made-up battery of one model: three draws, fine-tuning and other families, FLOPs and validation EDC."""
+    rng = np.random.default_rng(7)
+    families = ("full", "lora", "data", "schedule", "edit", "prefill")
+    rows = [{"draw": draw, "family": family, "flops": float(rng.integers(1, 50)) * 1e9, "edc_validation": float(rng.random())}
+            for draw in (0, 1, 2) for family in families for _ in range(3)]  # fmt: skip
+    rows.append({"draw": 2, "family": "edit", "flops": 0.0, "edc_validation": 1.0})  # cheapest of all, but no fine-tuning
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=1).reset_index(drop=True)
+
+
+def cheapest_attack(fn: Callable[[pd.DataFrame, float], pd.DataFrame]) -> None:
+    """Chapter 7: ``fn(trials, reach)`` keeps, per draw, the cheapest fine-tuning trial that reaches ``reach``
+    (:func:`~safetygap.book.ch7_policy.cheapest_attack`)."""
+    trials = _battery_trials()
+    for reach in (0.3, 0.9, 1.1):
+        expected = ch7_policy.cheapest_attack(trials, reach)
+        got = fn(trials.copy(), reach)
+        assert isinstance(got, pd.DataFrame), f"cheapest_attack: expected a DataFrame of trials, got {type(got).__name__}"
+        assert list(got["draw"]) == list(expected["draw"]), (f"cheapest_attack at reach {reach}: one row per draw that "
+                                                             f"reaches it, in draw order: expected draws {list(expected['draw'])}, got {list(got['draw'])}")  # fmt: skip
+        assert list(got["flops"]) == list(expected["flops"]) and list(got["family"]) == list(expected["family"]), (
+            f"cheapest_attack at reach {reach}: expected\n{expected[['draw', 'family', 'flops', 'edc_validation']]}\ngot\n"
+            f"{got[['draw', 'family', 'flops', 'edc_validation']]}\n(only the fine-tuning families count)")
+    print("cheapest_attack: correct")
+
+
+def _audits() -> tuple[pd.DataFrame, pd.Series]:
+    """A made-up audit table of three targets (two broken) and the full battery's verdict on each."""
+    rng = np.random.default_rng(8)
+    rows = [{"target": target, "configurations": k, "seeds": n, "certified": float(rng.random()) / k}
+            for target in ("undefended", "rmu", "filtering") for k in (1, 2, 4, 8) for n in (1, 2)]  # fmt: skip
+    return pd.DataFrame(rows), pd.Series({"undefended": True, "rmu": True, "filtering": False})
+
+
+def configurations_needed(fn: Callable[[pd.DataFrame, pd.Series, int, float], pd.Series]) -> None:
+    """Chapter 7: ``fn(audits, broken, seeds, risk)`` is the fewest configurations that keep false certification at
+    most ``risk`` for each broken target (:func:`~safetygap.book.ch7_policy.configurations_needed`)."""
+    audits, broken = _audits()
+    for seeds, risk in ((1, 0.05), (2, 0.2), (2, 0.0)):
+        expected = ch7_policy.configurations_needed(audits, broken, seeds, risk)
+        got = fn(audits.copy(), broken, seeds, risk)
+        assert isinstance(got, pd.Series), f"configurations_needed: expected a Series indexed by target, got {type(got).__name__}"
+        assert list(got.index) == list(expected.index), (f"configurations_needed({seeds} seeds, risk {risk}): expected the broken "
+                                                         f"targets {list(expected.index)}, got {list(got.index)}")  # fmt: skip
+        same = np.allclose(got.to_numpy(float), expected.to_numpy(float), equal_nan=True)
+        assert same, f"configurations_needed({seeds} seeds, risk {risk}): expected\n{expected}\ngot\n{got}"
+    print("configurations_needed: correct")
+
+
+# --- Chapter 8: living in the gap --------------------------------------------------------------------------------
+
+
+def dashboard(fn: Callable[[list], pd.DataFrame]) -> None:
+    """Chapter 8: ``fn(items)`` is one row per headline (:func:`~safetygap.book.ch8_living.dashboard`)."""
+    items = [
+        ch8_living.Headline("01_safety_gap", "three seeds", pd.Series([0.9, 1.0, 0.95], index=[1, 2, 3])),
+        ch8_living.Headline("03_scale", "one run without a value", pd.Series([0.1, np.nan, 0.3, 0.2], index=list("abcd"))),
+    ]
+    expected = ch8_living.dashboard(items)
+    got = fn(items)
+    assert isinstance(got, pd.DataFrame), f"dashboard: expected a DataFrame, got {type(got).__name__}"
+    assert list(got.columns) == list(expected.columns), f"dashboard: expected columns {list(expected.columns)}, got {list(got.columns)}"
+    for column in ("mean", "low", "high", "seeds"):
+        _close(pd.Series(got[column].to_numpy(float)), pd.Series(expected[column].to_numpy(float)), f"dashboard column {column!r}")
+    assert list(got["headline"]) == list(expected["headline"]), "dashboard: the headline column holds what each item says"
+    print("dashboard: correct")
+
+
+def removal_verdict(fn: Callable[[pd.Series, pd.Series], str]) -> None:
+    """Chapter 8: ``fn(refusal, uplift)`` is the first transfer row's rule (:func:`~safetygap.book.ch8_living.removal_verdict`)."""
+    cases = {
+        "refusal gone, uplift past the bar on every seed": ([0.0, 0.02, 0.0], [0.9, 0.7, 0.8]),
+        "refusal gone, uplift past the bar on one seed of three": ([0.0, 0.0, 0.01], [0.9, 0.1, 0.2]),
+        "refusal left on one seed": ([0.0, 0.3, 0.0], [0.9, 0.9, 0.9]),
+        "refusal gone, uplift past the bar on two seeds of four": ([0.0] * 4, [0.9, 0.9, 0.1, 0.1]),
+    }
+    for name, (refusal, uplift) in cases.items():
+        r, u = pd.Series(refusal), pd.Series(uplift)
+        expected, got = ch8_living.removal_verdict(r, u), fn(r, u)
+        assert got == expected, f"removal_verdict on {name}: got {got!r}, the rule says {expected!r}"
+    print("removal_verdict: correct")
