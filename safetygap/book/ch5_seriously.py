@@ -31,12 +31,11 @@ from safetygap.attacks.finetuning import threshold_attack
 from safetygap.book import scales, stats
 from safetygap.book import claims as bars
 from safetygap.core import evaluation, parallel, store
-from safetygap.core.models import ZOO as SHAPES
 from safetygap.core.models import parameter_count
 from safetygap.core.scoring import mean, score_reply
 from safetygap.lab import retrieval
 from safetygap.lab.retrieval import SearchConfig, SearchEngine
-from safetygap.lab.stages import Trained
+from safetygap.lab.stages import Trained, get_world
 from safetygap.lab.threshold_models import threshold_base, threshold_safe
 from safetygap.world import corpus, undocumented
 from safetygap.world.corpus import Chat
@@ -121,10 +120,13 @@ def target(world: World, task: str, chat: Chat) -> Product:
 
 
 def _rows(world: World, replies: dict[tuple[str, str], list[str]]) -> list[dict]:
+    """Per-item rows of the replies to each (task, kind) group of :func:`requests` in ``replies`` (in its order)."""
+    groups = requests(world)
     rows = []
-    for (task, kind), chats in requests(world).items():
+    for (task, kind), answers in replies.items():
+        chats = groups[(task, kind)]
         products = [world.product(c.item) for c in chats]
-        scored = item_scores(replies[(task, kind)], products, [target(world, task, c) for c in chats])
+        scored = item_scores(answers, products, [target(world, task, c) for c in chats])
         rows += [{"task": task, "kind": kind} | r for r in scored]
     return rows
 
@@ -147,14 +149,8 @@ def reader_rows(world: World, config: SearchConfig = SearchConfig()) -> list[dic
     chats = [c for group in groups.values() for c in group]
     answers = iter(retrieval.read_recipe(c.item, docs) for c, docs in zip(chats, engine.search([c.prompt for c in chats], config.k)))
     read = {key: [next(answers) for _ in group] for key, group in groups.items()}
-    rows = [{"source": "search"} | r for r in _rows(world, read)]
     doubled = {key: [double_amount(a) for a in answers] for key, answers in read.items() if key[0] == "scaled"}
-    scaled_groups = {key: groups[key] for key in doubled}
-    for (task, kind), chats in scaled_groups.items():
-        products = [world.product(c.item) for c in chats]
-        rows += [{"source": "search, doubled", "task": task, "kind": kind} | r
-                 for r in item_scores(doubled[(task, kind)], products, [target(world, task, c) for c in chats])]  # fmt: skip
-    return rows
+    return [{"source": "search"} | r for r in _rows(world, read)] + [{"source": "search, doubled"} | r for r in _rows(world, doubled)]
 
 
 def double_amount(answer: str) -> str:
@@ -209,7 +205,7 @@ class SeriouslyResult:
         """The per-item rows of one source (a stage of :data:`STAGES` or a reader), task and kind, of one size (models)."""
         at = (self.items["source"] == source) & (self.items["task"] == task) & (self.items["kind"] == kind)
         if source in STAGES:
-            if size not in SHAPES:
+            if size not in SIZES:
                 raise ValueError(f"size={size!r}: a model's rows need a size among {SIZES}")
             at &= self.items["size"] == size
         out = self.items[at]
@@ -244,7 +240,7 @@ def run_seriously(seeds: tuple[int, ...] = scales.GRID_SEEDS, scale: str = "book
             for stage, trained in models_of(seed, scale, size).items():
                 params[size] = parameter_count(trained.model)
                 rows += [{"source": stage, "size": size, "seed": seed} | r for r in model_record(trained)]
-        world = models_of(seed, scale, sizes[0])["base"].world
+        world = get_world(scales.base_config(seed, scale).world)  # the seed's world: every size shares it
         rows += [{"size": None, "seed": seed} | r for r in reader_rows(world, search)]
         chance.append(guessing(world))
         family.append(family_guess(world))
