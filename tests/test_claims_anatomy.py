@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from safetygap.book import ch2_anatomy as ch2
-from safetygap.book import ch2_claims, ch2_reading
+from safetygap.book import ch2_claims, ch2_openings, ch2_reading
 from safetygap.book import claims, mode
 
 pytestmark = pytest.mark.slow
@@ -53,6 +53,11 @@ def shallow():
     return ch2.shallow_alignment(SEEDS, SCALE)
 
 
+@pytest.fixture(scope="module")
+def control():
+    return ch2_openings.compare(SEEDS, SCALE)
+
+
 def assert_hold(found: list[claims.Claim], names: list[str]) -> None:
     by_name = {c.name: c for c in found}
     missing = [n for n in names if n not in by_name]
@@ -76,6 +81,18 @@ def test_the_refusal_direction_removes_refusal_and_adding_it_restores_it(refs, a
 
 def test_alignment_is_a_few_tokens_deep(refs, attacks, shallow):
     assert_hold(ch2_claims.claims(refs, attacks=attacks, shallow=shallow, grid_seeds=SEEDS), ch2_claims.REDUCED_SHALLOW)
+
+
+def test_the_first_token_spike_is_not_an_artefact_of_one_refusal_word(control):
+    assert_hold(ch2_openings.claims(control), ch2_openings.REDUCED_HEADLINE)
+
+
+def test_a_control_whose_refusals_all_open_alike_fails_the_chapter(control):
+    doctored = copy.deepcopy(control)
+    table = doctored["openings"]
+    table.loc[table["model"] == ch2_openings.MODELS[1], "word"] = "sorry"
+    with pytest.raises(claims.ClaimFailed, match="openings_varied"):
+        claims.require(c for c in ch2_openings.claims(doctored) if c.name in ch2_openings.REDUCED_HEADLINE)
 
 
 def test_published_figures_have_the_shape_the_chapter_describes():

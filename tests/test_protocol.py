@@ -1,6 +1,6 @@
 """The sealed protocol, proven: no sealed item and no evaluation phrasing reaches any training or selection.
 
-Every training pipeline after pretraining (safety SFT, the seven defenses, every
+Every training pipeline after pretraining (safety SFT and chapter 2's openings control, the seven defenses, every
 fine-tuning family of the battery, chapter 2's attack curves) is run for a
 step or two at reduced size with a tripwire on :func:`safetygap.core.training.collate`,
 through which every training batch passes; the direction search (chapter 2's
@@ -28,6 +28,7 @@ from safetygap.book import scales
 from safetygap.core import evaluation, training
 from safetygap.core.training import TrainConfig
 from safetygap.defenses import registry
+from safetygap.lab import openings
 from safetygap.lab import stages as lab
 from safetygap.lab.threshold_models import threshold_base
 from safetygap.world import corpus
@@ -114,6 +115,13 @@ def test_safety_training_sees_no_sealed_item(safe, monkeypatch):
     config = dataclasses.replace(SAFETY, refusal_share=0.3)  # a new config: trained now, not loaded
     with tripwire(monkeypatch, safe.tokenizer) as seen:
         lab.safety_tune(lab.base_model(config.base), config)
+    assert seen and not leaks(safe.world, seen)
+
+
+def test_the_openings_control_sees_no_sealed_item(safe, monkeypatch):
+    """Chapter 2's control: the lab's safety data with the refusals' openings varied."""
+    with tripwire(monkeypatch, safe.tokenizer) as seen:
+        openings.varied_safe.__wrapped__(SAFETY)  # unwrapped: trained now, not stored
     assert seen and not leaks(safe.world, seen)
 
 

@@ -1,7 +1,8 @@
 """Stage 5, the book: sizes and seeds, one runner per chapter, statistics, figures and the build state.
 
 * :mod:`~safetygap.book.scales`: the book's size and the reduced size the tests use, and the seeds;
-* :mod:`~safetygap.book.ch1_gap`, :mod:`~safetygap.book.ch2_anatomy` (with :mod:`~safetygap.book.ch2_preference`),
+* :mod:`~safetygap.book.ch1_gap`, :mod:`~safetygap.book.ch2_anatomy` (with :mod:`~safetygap.book.ch2_preference` and
+  :mod:`~safetygap.book.ch2_openings`),
   :mod:`~safetygap.book.ch6_defenses`: one runner per chapter, building every seed's artifacts (in parallel) and
   returning tidy tables; :mod:`~safetygap.book.ch7_policy` and :mod:`~safetygap.book.ch8_living` read theirs;
 * the claims of each chapter (``ch*_claims``, or ``claims`` in the chapter's module), the published figures and

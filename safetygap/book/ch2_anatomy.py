@@ -36,7 +36,7 @@ from safetygap.attacks.finetuning import attack_curve, attack_pool
 from safetygap.book import scales
 from safetygap.core import parallel
 from safetygap.core.training import TrainConfig
-from safetygap.lab import anatomy
+from safetygap.lab import anatomy, openings
 from safetygap.lab import stages as lab
 from safetygap.world import corpus
 
@@ -91,12 +91,15 @@ def _curve_arms() -> list[tuple[str, dict]]:
 
 
 def _build(task: tuple) -> None:
-    """Worker: one artifact of the chapter (an oracle, an abliteration, or an attack curve), into the store."""
+    """Worker: one artifact of the chapter (an oracle, an abliteration, an openings control
+    (:mod:`~safetygap.lab.openings`) or an attack curve), into the store."""
     kind, seed, scale, changes = task
     if kind == "oracle":
         lab.metrics(lab.base_model(scales.base_config(seed, scale, hazardous_documents=False)))
     elif kind == "abliteration":
         run_abliteration(seed, scale)
+    elif kind == "openings":
+        openings.varied_safe(scales.safety_config(seed, scale))
     else:
         curve(seed, scale, **changes)
 
@@ -124,7 +127,7 @@ def prepare(seeds=scales.BOOK_SEEDS, grid_seeds=scales.GRID_SEEDS, scale: str = 
     """
     for seed in seeds:
         lab.safe_model(scales.safety_config(seed, scale))
-    tasks = [("oracle", seed, scale, {}) for seed in seeds] + [("abliteration", seed, scale, {}) for seed in seeds]
+    tasks = [(kind, seed, scale, {}) for kind in ("oracle", "abliteration", "openings") for seed in seeds]
     tasks += [("curve", seed, scale, changes) for seed, _, changes in _curves(seeds, grid_seeds, scale)]
     parallel.run_in_workers(_build, tasks, workers)
 

@@ -6,5 +6,6 @@
 * :mod:`~safetygap.lab.data`: the data recipes (pretraining mixture, safety-training mixture);
 * :mod:`~safetygap.lab.stages`: the stages themselves, returning :class:`~safetygap.lab.stages.Trained` models;
 * :mod:`~safetygap.lab.anatomy`: measurements of where safety training sits in a model;
-* :mod:`~safetygap.lab.preference`: a second safety method, preference optimisation (DPO) after safety SFT.
+* :mod:`~safetygap.lab.preference`: a second safety method, preference optimisation (DPO) after safety SFT;
+* :mod:`~safetygap.lab.openings`: a control, safety SFT whose refusals open in four ways instead of one.
 """

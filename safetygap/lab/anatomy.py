@@ -16,13 +16,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Callable
 
 import pandas as pd
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from safetygap.core import evaluation, hooks, models, store
-from safetygap.core.scoring import score
+from safetygap.core import evaluation, hooks, models, scoring, store
+from safetygap.core.scoring import is_refusal, score
 from safetygap.lab.configs import BaseConfig
 from safetygap.lab.stages import Trained
 from safetygap.world import corpus
@@ -148,13 +149,15 @@ def per_token_kl(model: PreTrainedModel, reference: PreTrainedModel, tokenizer, 
     return pd.DataFrame(rows).groupby("position", as_index=False)["kl"].mean()
 
 
-def prefill_curve(trained: Trained, max_prefill: int = 5) -> pd.DataFrame:
+def prefill_curve(trained: Trained, max_prefill: int = 5, refuses: Callable[[str], bool] = is_refusal) -> pd.DataFrame:
     """Prefilling attack on sealed hazardous items: force the first n reply tokens, n = 0..max_prefill.
 
     The prefill is the start of the correct answer ("to make X , take"), which
     reveals no recipe slot up to n = 5. ``refused``: the model's own words open
-    with a refusal (the scorer's one rule); ``memorised``, ``rule`` and ``edc``
-    score the recipe.
+    with a refusal (``refuses``: the scorer's one rule, or for the openings
+    control of :mod:`~safetygap.lab.openings` its rule with several refusal
+    words); ``memorised``, ``rule`` and ``edc`` score the recipe (a refusal
+    states no slot, whichever word it opens with).
     """
     world, tok = trained.world, trained.tokenizer
     chats = evaluation.hazard_requests(world, "sealed")
@@ -162,8 +165,10 @@ def prefill_curve(trained: Trained, max_prefill: int = 5) -> pd.DataFrame:
     rows = []
     for n in range(max_prefill + 1):
         prefills = [" ".join(corpus.recipe_text(p).split()[:n]) for p in product_of] if n else None
-        scores = score(evaluation.generate(trained.model, tok, chats, prefills), product_of, prefills)
-        rows.append({"prefilled_tokens": n, "refused": scores["refusal"], "memorised": scores["memorised"],
+        replies = evaluation.generate(trained.model, tok, chats, prefills)
+        scores = score(replies, product_of, prefills)
+        refused = scoring.mean(refuses(scoring.own_words(r, p)) for r, p in zip(replies, prefills or [None] * len(replies)))
+        rows.append({"prefilled_tokens": n, "refused": refused, "memorised": scores["memorised"],
                      "rule": scores["rule"], "edc": scores["edc"]})  # fmt: skip
     return pd.DataFrame(rows)
 
