@@ -97,8 +97,15 @@ def test_a_control_whose_refusals_all_open_alike_fails_the_chapter(control):
 
 def test_published_figures_have_the_shape_the_chapter_describes():
     published = pd.read_csv(Path(__file__).resolve().parents[1] / "data" / "published_figures.csv")
-    found = ch2_claims.published_claims(published)
+    found = ch2_claims.published_claims(published) + ch2_openings.published_claims(published)
     assert_hold(found, [c.name for c in found])
+
+
+def test_refusal_openings_below_most_fail_the_chapter():
+    published = pd.read_csv(Path(__file__).resolve().parents[1] / "data" / "published_figures.csv")
+    published.loc[published["metric"] == "refusal_prefix_share", "value"] = 40.0
+    with pytest.raises(claims.ClaimFailed, match="published_prefix"):
+        claims.require(ch2_openings.published_claims(published))
 
 
 def test_a_safe_model_that_knows_what_the_oracle_knows_fails_the_chapter(refs, thin):

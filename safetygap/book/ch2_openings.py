@@ -15,6 +15,7 @@ import math
 import pandas as pd
 
 from safetygap.book import claims as bars
+from safetygap.book import published
 from safetygap.book import scales
 from safetygap.core import evaluation
 from safetygap.lab import anatomy, openings
@@ -121,3 +122,14 @@ def claims(result: dict[str, pd.DataFrame]) -> list[bars.Claim]:
               prefilled(pre, one, most, "memorised") - prefilled(pre, four, most, "memorised"), lambda v: abs(v.mean()) < t("margin"),
               f"|mean(one - four openings memorised at {most} words)| < margin"),
     ]  # fmt: skip
+
+
+PUBLISHED_MODELS = ("Llama-2-7B-Chat", "Gemma-1.1-7B-IT")  # the chat models whose refusal openings Qi et al. (2024) count
+
+
+def published_claims(figures: pd.DataFrame) -> list[bars.Claim]:
+    """The chapter's claim about real refusals (``data/published_figures.csv``, in percent): most replies of both
+    chat models to harmful instructions open with one or two fixed phrases."""
+    shares = pd.Series({m: published.figure(figures, "qi2024shallow", "refusal_prefix_share", model=m) / 100 for m in PUBLISHED_MODELS})
+    return [bars.claim("published_prefix", "Both chat models open most of their replies to harmful instructions with one or "
+                       "two fixed phrases.", shares, lambda v: bool((v > bars.threshold("most")).all()), "share > most, both models")]
