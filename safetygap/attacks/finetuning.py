@@ -116,18 +116,12 @@ def attack_examples(trained: Trained, config: AttackConfig) -> list[Example]:
 @model_stage("attack")
 def attacked_model(config: AttackConfig = AttackConfig()) -> Trained:
     """Run the attack on the safe model of ``config.safety``."""
-    safe = safe_model(config.safety)
-    model = attackable(safe.model, config.method, config.lora_rank)
-    report = training.fit(model, attack_examples(safe, config), config.train, config.seed, f"attack-{config.method}")
-    if config.method == "lora":
-        model = model.merge_and_unload()
-    return Trained(model, safe.tokenizer, safe.world, report)
+    return fine_tune(safe_model(config.safety), config)
 
 
 def fine_tune(safe: Trained, config: AttackConfig) -> Trained:
     """The attack of ``config`` (data, method, steps, seed) run on ``safe``, a stored safe model of
-    ``config.safety``: the body of every fine-tuning attack stage. (:func:`attacked_model` spells the same steps out;
-    calling this from it would re-key every stored attack.)"""
+    ``config.safety``: the body of every fine-tuning attack stage."""
     model = attackable(safe.model, config.method, config.lora_rank)
     report = training.fit(model, attack_examples(safe, config), config.train, config.seed, f"attack-{config.method}")
     if config.method == "lora":
