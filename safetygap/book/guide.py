@@ -1,24 +1,29 @@
 """What a reader or a teacher plans a chapter around: how long it takes to read and to run.
 
 Reading time is counted from the chapter's own text (its prose, not its code), so it follows the
-text as it changes. Running time is measured: :data:`RUN_MINUTES` holds the wall time of each
-page's execution in a whole build at book scale on two CPU cores, once from an empty artifact
-store (``cold``: pages run in the book's order, so a chapter trains what it needs and loads what
-an earlier page already built, as chapters 2 and 6 load chapter 1's base models) and once with
-the store filled (``warm``: every model loaded), rounded up to whole minutes. They were measured
-on the sealed-protocol book (five seeds, chapter 6 with three draws of the attack data); the
-reproducibility appendix reports the benchmark of a whole build.
+text as it changes. Running time is measured, never typed in: a page's time from an empty artifact
+store (``cold``) is its execution time in the last cold build of ``make benchmark``
+(``data/benchmarks/build.json``: pages run in the book's order, so a chapter trains what it needs
+and loads what an earlier page already built, as chapters 2 and 6 load chapter 1's base models);
+its time with the store filled (``warm``: every model loaded) is :data:`WARM_MINUTES`, measured in
+a whole strict build over a filled store. Both are rounded up to whole minutes, at book scale on two
+CPU cores; the reproducibility appendix reports the whole benchmark.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from safetygap.book.paths import data_dir
+
 CHAPTERS = Path(__file__).resolve().parents[2] / "chapters"
+BENCHMARK = data_dir() / "benchmarks" / "build.json"
 WORDS_PER_MINUTE = 200  # careful reading of technical prose
+BUDGET_MINUTES = 30  # the most a cold build of the whole book may take on two CPU cores (the book's budget)
 
 
 @dataclass(frozen=True)
@@ -33,24 +38,28 @@ class RunTime:
             raise ValueError(f"need 0 < warm <= cold minutes, got warm={self.warm}, cold={self.cold}")
 
 
-RUN_MINUTES = {
-    "intro": RunTime(cold=20, warm=1),  # its one cell builds chapter 1's models when run first
-    "01_safety_gap": RunTime(cold=20, warm=1),
-    "02_anatomy": RunTime(cold=7, warm=1),
-    # from a store holding chapters 1 and 2 (a whole build): the zoo's other models, measured under load (an upper bound)
-    "03_scale": RunTime(cold=33, warm=1),
-    "04_living_with": RunTime(cold=6, warm=1),
-    # alone from an empty store (it pretrains its own nine models: three sizes x three seeds): 491 s, measured with
-    # other jobs running for part of it, so an upper bound
-    "05_seriously": RunTime(cold=9, warm=1),  # after chapter 1 (it trains a sweep of safety trainings and eight fine-tunes per seed)
-    "06_narrowing": RunTime(cold=23, warm=2),
-    # 7 and 8 train nothing: "cold" is their run after chapter 6 in a whole build (reading its store), measured
-    # with the runner on the shared machine under load, so an upper bound; "warm" rounds that down for an idle machine
-    "07_policy": RunTime(cold=4, warm=2),
-    "08_living": RunTime(cold=5, warm=2),
-    "appendix_world": RunTime(cold=1, warm=1),
-    "appendix_reproducibility": RunTime(cold=1, warm=1),
+# Each page's execution with the artifact store filled, in minutes: a strict `make book` of a fresh clone over the
+# store a cold benchmark left (every page re-executed, every model loaded), read from its Jupyter cache.
+WARM_MINUTES = {
+    "intro": 1,
+    "01_safety_gap": 1,
+    "02_anatomy": 1,
+    "03_scale": 1,
+    "04_living_with": 1,
+    "05_seriously": 1,
+    "06_narrowing": 1,
+    "07_policy": 1,
+    "08_living": 1,
+    "appendix_world": 1,
+    "appendix_reproducibility": 1,
 }
+
+
+def cold_seconds(benchmark: Path = BENCHMARK) -> dict[str, float]:
+    """Each page's execution seconds in the cold build of ``benchmark`` (``make benchmark``'s output), by page name."""
+    notebooks = json.loads(benchmark.read_text(encoding="utf-8"))["notebooks"]
+    return {Path(n["notebook"]).stem: float(n["execution_seconds"]) for n in notebooks}
+
 
 _CODE_CELL = re.compile(r"^```\{code-cell\}.*?^```$", re.S | re.M)
 _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.S)
@@ -80,11 +89,13 @@ def title(chapter: str) -> str:
     return f"{int(number)}. {heading}" if number.isdigit() else heading
 
 
-def run_time(chapter: str) -> RunTime:
-    """The measured running time of ``chapter`` at book scale."""
-    if chapter not in RUN_MINUTES:
-        raise ValueError(f"no measured running time for {chapter!r}; measured: {sorted(RUN_MINUTES)}")
-    return RUN_MINUTES[chapter]
+def run_time(chapter: str, benchmark: Path = BENCHMARK) -> RunTime:
+    """The measured running time of ``chapter`` at book scale: cold from ``benchmark``, warm from :data:`WARM_MINUTES`."""
+    cold = cold_seconds(benchmark)
+    if chapter not in cold or chapter not in WARM_MINUTES:
+        raise ValueError(f"no measured running time for {chapter!r}; benchmarked: {sorted(cold)}; "
+                         f"measured warm: {sorted(WARM_MINUTES)}")  # fmt: skip
+    return RunTime(cold=max(1, math.ceil(cold[chapter] / 60)), warm=WARM_MINUTES[chapter])
 
 
 def glue_times(glue, chapter: str, prefix: str) -> None:
