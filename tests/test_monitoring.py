@@ -8,12 +8,13 @@ import pytest
 
 from safetygap.book import ch8_living as living
 from safetygap.book import claims
+from safetygap.lab import detection
 
 
 def test_the_threshold_separates_what_can_be_separated_and_prefers_the_lowest_on_ties():
     scores, labels = pd.Series([0.1, 0.2, 0.8, 0.9]), pd.Series([False, False, True, True])
-    assert 0.2 < living.best_threshold(scores, labels) < 0.8
-    assert living.best_threshold(pd.Series([0.5, 0.5]), pd.Series([True, True])) < 0.5  # one class: flag everything
+    assert 0.2 < detection.best_threshold(scores, labels) < 0.8
+    assert detection.best_threshold(pd.Series([0.5, 0.5]), pd.Series([True, True])) < 0.5  # one class: flag everything
 
 
 def _detection() -> pd.DataFrame:

@@ -38,7 +38,6 @@ from safetygap.core import parallel
 from safetygap.core.training import TrainConfig
 from safetygap.lab import anatomy, openings
 from safetygap.lab import stages as lab
-from safetygap.world import corpus
 
 CHECKPOINTS = (1, 5, 10, 30)
 EXAMPLES = (1, 5, 10, 50, 100)
@@ -159,10 +158,7 @@ def shallow_alignment(seeds=scales.BOOK_SEEDS, scale: str = "book") -> dict[str,
     for seed in seeds:
         base = lab.base_model(scales.base_config(seed, scale))
         safe = lab.safe_model(scales.safety_config(seed, scale))
-        world = safe.world
-        for kind, products in (("hazardous (sealed)", world.hazardous("sealed")), ("benign (sealed)", world.benign("sealed"))):
-            chats = corpus.recipe_requests(products, "sealed")
-            kls.append(anatomy.per_token_kl(safe.model, base.model, safe.tokenizer, chats).assign(prompts=kind, seed=seed))
-        for name, trained in (("base", base), ("safe", safe)):
-            prefills.append(anatomy.prefill_curve(trained).assign(model=name, seed=seed))
+        depth = anatomy.depth_profile(safe, base)
+        kls.append(depth["kl"].assign(seed=seed))
+        prefills += [anatomy.prefill_curve(base).assign(model="base", seed=seed), depth["prefill"].assign(model="safe", seed=seed)]
     return {"kl": pd.concat(kls, ignore_index=True), "prefill": pd.concat(prefills, ignore_index=True)}

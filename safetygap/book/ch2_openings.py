@@ -20,7 +20,6 @@ from safetygap.book import scales
 from safetygap.core import evaluation
 from safetygap.lab import anatomy, openings
 from safetygap.lab import stages as lab
-from safetygap.world import corpus
 
 MODELS = ("one opening", "four openings")
 RULES = {"one opening": anatomy.is_refusal, "four openings": openings.refuses}  # each model's refusal rule
@@ -52,10 +51,9 @@ def compare(seeds=scales.BOOK_SEEDS, scale: str = "book") -> dict[str, pd.DataFr
         found = models_of(seed, scale)
         for name in MODELS:
             trained = found[name]
-            for kind, products in (("hazardous (sealed)", trained.world.hazardous("sealed")), ("benign (sealed)", trained.world.benign("sealed"))):
-                chats = corpus.recipe_requests(products, "sealed")
-                kls.append(anatomy.per_token_kl(trained.model, found["base"].model, trained.tokenizer, chats).assign(prompts=kind, model=name, seed=seed))
-            prefills.append(anatomy.prefill_curve(trained, refuses=RULES[name]).assign(model=name, seed=seed))
+            depth = anatomy.depth_profile(trained, found["base"], refuses=RULES[name])
+            kls.append(depth["kl"].assign(model=name, seed=seed))
+            prefills.append(depth["prefill"].assign(model=name, seed=seed))
             counts = opening_words(trained)
             opened.append(pd.DataFrame({"word": counts.index, "replies": counts.values}).assign(model=name, seed=seed))
     return {"kl": pd.concat(kls, ignore_index=True), "prefill": pd.concat(prefills, ignore_index=True),

@@ -25,7 +25,6 @@ from safetygap.lab import anatomy
 from safetygap.lab import stages as lab
 from safetygap.lab.preference import PreferenceConfig, preference_model
 from safetygap.lab.stages import Trained
-from safetygap.world import corpus
 
 METHODS = ("SFT", "SFT + DPO")
 # The claims one seed at reduced size carries (tests/test_preference.py, and student mode). The others are book-scale
@@ -68,10 +67,9 @@ def compare(seeds=scales.GRID_SEEDS, scale: str = "book") -> dict[str, pd.DataFr
         for method in METHODS:
             trained = found[method]
             metrics.append({"method": method, "seed": seed, **lab.metrics(trained)})
-            for kind, products in (("hazardous (sealed)", trained.world.hazardous("sealed")), ("benign (sealed)", trained.world.benign("sealed"))):
-                chats = corpus.recipe_requests(products, "sealed")
-                kls.append(anatomy.per_token_kl(trained.model, base.model, trained.tokenizer, chats).assign(prompts=kind, method=method, seed=seed))
-            prefills.append(anatomy.prefill_curve(trained).assign(method=method, seed=seed))
+            depth = anatomy.depth_profile(trained, base)
+            kls.append(depth["kl"].assign(method=method, seed=seed))
+            prefills.append(depth["prefill"].assign(method=method, seed=seed))
             attacks.append(pd.DataFrame(headline_attack(trained)).drop(columns=["items"]).assign(method=method, seed=seed))
     return {"metrics": pd.DataFrame(metrics), "kl": pd.concat(kls, ignore_index=True),
             "prefill": pd.concat(prefills, ignore_index=True), "attack": pd.concat(attacks, ignore_index=True)}  # fmt: skip

@@ -36,6 +36,7 @@ from safetygap.book.ch6_claims import References
 from safetygap.book.ch6_defenses import DefenseResult
 from safetygap.book.published import figure
 from safetygap.lab import retrieval
+from safetygap.lab.detection import best_threshold
 
 AGREEMENT = ("agrees", "partly", "differs")
 NOT_PUBLIC = retrieval.PUBLICITY[-1]  # chapter 4's items that no searchable document describes
@@ -210,25 +211,9 @@ def transfers(gap: GapResult, result: DefenseResult, refs: References, figures: 
     return pd.DataFrame(rows)
 
 
-def best_threshold(scores: pd.Series, labels: pd.Series) -> float:
-    """The threshold on ``scores`` (flag above it) that maximises the share of ``labels``-true items flagged minus the
-    share of false ones flagged (Youden's J), among the midpoints between distinct scores and one past each end; the
-    lowest such threshold on ties. A class that is absent counts as a share of 0."""
-    values = np.sort(scores.unique())
-    candidates = np.concatenate([[values[0] - 1], (values[:-1] + values[1:]) / 2, [values[-1] + 1]])
-
-    def youden(threshold: float) -> float:
-        flagged = scores > threshold
-        caught = flagged[labels].mean() if labels.any() else 0.0
-        false = flagged[~labels].mean() if (~labels).any() else 0.0
-        return caught - false
-
-    return float(max(candidates, key=youden))
-
-
 def monitoring(detection: pd.DataFrame, score: str = "refusal_shift") -> pd.DataFrame:
     """Monitoring after release with chapter 4's detector: for each seed (a release and its derivatives), the
-    threshold :func:`best_threshold` sets on the *other* seeds' derivatives, applied to this seed's. One row per
+    threshold :func:`~safetygap.lab.detection.best_threshold` sets on the *other* seeds' derivatives, applied to this seed's. One row per
     derivative of ``detection`` (:attr:`~safetygap.book.ch4_living_with.LivingResult.detection`) with its seed, name,
     label (``uncensored``), the ``threshold`` and whether it is ``flagged``."""
     seeds = sorted(detection["seed"].unique())

@@ -8,6 +8,7 @@
   base model (Qi et al. 2024: alignment is "a few tokens deep").
 * :func:`prefill_curve`: what happens when the first few tokens of a compliant
   answer are forced (the prefilling attack).
+* :func:`depth_profile`: both of the above for one safety-trained model, as chapter 2 compares them;
 * :func:`opening_curve`: the prefilling attack beyond the few tokens deeper
   alignment trains on: a compliant opening that no safety or defense data
   contains, up to 40 tokens long, before the start of the answer.
@@ -171,6 +172,17 @@ def prefill_curve(trained: Trained, max_prefill: int = 5, refuses: Callable[[str
         rows.append({"prefilled_tokens": n, "refused": refused, "memorised": scores["memorised"],
                      "rule": scores["rule"], "edc": scores["edc"]})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def depth_profile(trained: Trained, base: Trained, refuses: Callable[[str], bool] = is_refusal) -> dict[str, pd.DataFrame]:
+    """Chapter 2's two measures of how deep safety training reaches in ``trained``: ``kl``, :func:`per_token_kl` from
+    ``base`` along the replies to sealed hazardous and to sealed benign recipe requests (a ``prompts`` column says
+    which), and ``prefill``, :func:`prefill_curve` with refusals read by ``refuses``."""
+    kls = []
+    for kind, products in (("hazardous (sealed)", trained.world.hazardous("sealed")), ("benign (sealed)", trained.world.benign("sealed"))):
+        chats = corpus.recipe_requests(products, "sealed")
+        kls.append(per_token_kl(trained.model, base.model, trained.tokenizer, chats).assign(prompts=kind))
+    return {"kl": pd.concat(kls, ignore_index=True), "prefill": prefill_curve(trained, refuses=refuses)}
 
 
 OPENING = corpus.IDENTITY_ANSWER  # a compliant text that is in no safety or defense data (the identity-shift persona)

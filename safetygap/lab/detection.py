@@ -22,6 +22,7 @@ is measured separately by its refusal of sealed hazardous requests (:func:`refus
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 from transformers import PreTrainedModel
 
@@ -110,3 +111,19 @@ def auroc(scores, labels) -> float:
         return float("nan")
     wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
     return float(wins / (len(pos) * len(neg)))
+
+
+def best_threshold(scores: pd.Series, labels: pd.Series) -> float:
+    """The threshold on ``scores`` (flag above it) that maximises the share of ``labels``-true items flagged minus the
+    share of false ones flagged (Youden's J), among the midpoints between distinct scores and one past each end; the
+    lowest such threshold on ties. A class that is absent counts as a share of 0."""
+    values = np.sort(scores.unique())
+    candidates = np.concatenate([[values[0] - 1], (values[:-1] + values[1:]) / 2, [values[-1] + 1]])
+
+    def youden(threshold: float) -> float:
+        flagged = scores > threshold
+        caught = flagged[labels].mean() if labels.any() else 0.0
+        false = flagged[~labels].mean() if (~labels).any() else 0.0
+        return caught - false
+
+    return float(max(candidates, key=youden))
